@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"pipefs/fs"
+	"pipefs/pipe"
+)
+
+func cmdMount(args []string) error {
+	fl := flag.NewFlagSet("mount", flag.ContinueOnError)
+	fl.Usage = func() {
+		fmt.Fprint(fl.Output(), `Usage: pipefs mount [flags] MOUNTPOINT
+
+Mounts pipefs on MOUNTPOINT (created if missing) and serves it in the
+foreground. The mount is ready when MOUNTPOINT/ctl exists. SIGINT or
+SIGTERM (or pipefs umount) unmounts it cleanly and exits 0.
+
+Flags:
+`)
+		fl.PrintDefaults()
+	}
+	var (
+		allowOther = fl.Bool("allow-other", false, "let other users use the mount (non-root needs user_allow_other in /etc/fuse.conf)")
+		capacity   = fl.String("capacity", "8M", "default capacity of new pipes, in bytes (K, M, G suffixes)")
+		maxMessage = fl.String("max-message", fmt.Sprint(pipe.DefaultMaxMessage), "default max message size of new pipes, in bytes (K, M, G suffixes)")
+		debug      = fl.Bool("debug", false, "log every FUSE request")
+		readers    = fl.Int("readers", 2, "goroutines reading requests from the kernel")
+	)
+	pos, err := parseInterspersed(fl, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErrorf("mount takes one MOUNTPOINT (see pipefs mount --help)")
+	}
+	defaults := pipe.DefaultSettings()
+	if defaults.Capacity, err = pipe.ParseSize(*capacity); err != nil {
+		return usageErrorf("--capacity: %v", err)
+	}
+	if defaults.MaxMessage, err = pipe.ParseSize(*maxMessage); err != nil {
+		return usageErrorf("--max-message: %v", err)
+	}
+	if err := defaults.Validate(); err != nil {
+		return usageErrorf("%v", err)
+	}
+
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	srv, err := fs.New(fs.Options{
+		Mountpoint: pos[0],
+		AllowOther: *allowOther,
+		Defaults:   defaults,
+		Logger:     logger,
+		Debug:      *debug,
+		Version:    version,
+		Readers:    *readers,
+	})
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+	if err := srv.Mount(); err != nil {
+		return err
+	}
+	select {
+	case sig := <-sigs:
+		logger.Info("unmounting", "signal", sig.String())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			return fmt.Errorf("unmount: %w", err)
+		}
+	case <-srv.Done():
+		logger.Info("the kernel ended the connection (unmounted)")
+	}
+	return nil
+}

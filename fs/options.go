@@ -1,0 +1,36 @@
+package fs
+
+import (
+	"log/slog"
+
+	"pipefs/pipe"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Mountpoint is the directory to mount on; it is created if missing.
+	Mountpoint string
+	// AllowOther lets users other than the one who mounted use the mount
+	// (FUSE's allow_other; non-root users need user_allow_other in
+	// /etc/fuse.conf).
+	AllowOther bool
+	// Defaults are the settings of every new pipe.
+	Defaults pipe.Settings
+	// Logger receives the daemon's logs; nil discards them.
+	Logger *slog.Logger
+	// Debug logs every FUSE request at debug level.
+	Debug bool
+	// Version is reported by the root ctl file.
+	Version string
+	// Readers is how many goroutines read requests from the kernel. Two
+	// is the measured optimum on small machines: each extra idle reader
+	// turns a request into an extra sleep and wake-up. Zero means two.
+	Readers int
+}
+
+// maxWrite is the largest request the kernel sends (256 pages, the
+// kernel's default limit), negotiated at INIT.
+const maxWrite = 1 << 20
+
+// reqBufSize holds the largest request: headers plus maxWrite of data.
+const reqBufSize = maxWrite + 4096

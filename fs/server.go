@@ -1,0 +1,172 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"pipefs/pipe"
+)
+
+// Server is a pipefs mount: New, Mount, then Wait for the kernel to end
+// the connection, or Close to unmount.
+type Server struct {
+	opts       Options
+	log        *slog.Logger
+	mountpoint string
+	uid, gid   uint32
+
+	tree    *tree
+	handles table[handle]
+	dirs    table[dirHandle]
+	parks   *parkTable
+	proto   *fuse.ProtocolServer
+
+	fd        int
+	viaHelper bool
+	conn      uint32 // fusectl connection number, 0 if unknown
+
+	closing   atomic.Bool
+	ready     chan struct{}
+	readyOnce sync.Once
+	done      chan struct{}
+	loops     sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New checks the options and prepares a server; nothing is mounted yet.
+func New(opts Options) (*Server, error) {
+	if opts.Mountpoint == "" {
+		return nil, errors.New("no mount point given")
+	}
+	if opts.Defaults == (pipe.Settings{}) {
+		opts.Defaults = pipe.DefaultSettings()
+	}
+	if err := opts.Defaults.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Readers <= 0 {
+		opts.Readers = 2
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	mp, err := filepath.Abs(opts.Mountpoint)
+	if err != nil {
+		return nil, fmt.Errorf("mount point: %w", err)
+	}
+	s := &Server{
+		opts:       opts,
+		log:        opts.Logger,
+		mountpoint: mp,
+		uid:        uint32(os.Getuid()),
+		gid:        uint32(os.Getgid()),
+		tree:       newTree(),
+		parks:      newParkTable(),
+		fd:         -1,
+		ready:      make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	s.proto = fuse.NewProtocolServer(&fileSystem{RawFileSystem: fuse.NewDefaultRawFileSystem(), s: s}, &fuse.MountOptions{
+		MaxWrite:           maxWrite,
+		DisableReadDirPlus: true, // READDIRPLUS would count lookups per entry
+		Logger:             slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		Debug:              false,
+	})
+	return s, nil
+}
+
+// Mountpoint is the absolute path of the mount.
+func (s *Server) Mountpoint() string { return s.mountpoint }
+
+// Mount mounts the filesystem and starts serving it. It returns once the
+// kernel has the mount; Ready tells when requests are answered.
+func (s *Server) Mount() error {
+	if err := s.prepareMountpoint(s.mountpoint); err != nil {
+		return err
+	}
+	fd, viaHelper, err := s.mount(s.mountpoint)
+	if err != nil {
+		return err
+	}
+	s.fd, s.viaHelper = fd, viaHelper
+	for i := 0; i < s.opts.Readers; i++ {
+		s.loops.Add(1)
+		go s.readLoop()
+	}
+	go func() {
+		s.loops.Wait()
+		s.closing.Store(true)
+		s.closeAllPipes()
+		unix.Close(s.fd)
+		close(s.done)
+	}()
+	go func() {
+		select {
+		case <-s.ready:
+			if c, err := connectionOf(s.mountpoint); err == nil {
+				atomic.StoreUint32(&s.conn, c)
+			}
+		case <-s.done:
+		}
+	}()
+	s.log.Info("mounted", "mountpoint", s.mountpoint, "helper", viaHelper)
+	return nil
+}
+
+// Ready is closed once the kernel's INIT has been answered: from then on the
+// mount serves requests, and MOUNTPOINT/ctl exists.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Done is closed when the connection has ended and the server stopped.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Close shuts the mount down cleanly: it detaches the mount, ends every
+// blocked read with end of file and every blocked write with EPIPE, and
+// waits until the kernel ends the connection or ctx expires, in which case
+// it aborts the connection.
+func (s *Server) Close(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		err = unmount(s.mountpoint, s.viaHelper)
+		if err != nil && !errors.Is(err, unix.EINVAL) {
+			s.log.Warn("unmount failed", "mountpoint", s.mountpoint, "err", err)
+		} else {
+			err = nil
+		}
+		s.closeAllPipes()
+		select {
+		case <-s.done:
+			return
+		case <-ctx.Done():
+		}
+		s.log.Warn("open files hold the mount; aborting the connection")
+		abortConnection(atomic.LoadUint32(&s.conn))
+		select {
+		case <-s.done:
+		case <-time.After(2 * time.Second):
+			err = errors.Join(err, errors.New("connection still held open after abort"))
+		}
+	})
+	return err
+}
+
+func (s *Server) closeAllPipes() {
+	for _, pn := range s.tree.all() {
+		pn.p.Close()
+	}
+}

@@ -1,0 +1,158 @@
+package fs
+
+import (
+	"errors"
+	"syscall"
+
+	"pipefs/pipe"
+)
+
+// The data path of `in` and `out`, served straight from the request loop.
+//
+// Both files are opened with FOPEN_STREAM, so the kernel starts every
+// read(2) and write(2) at offset 0 and gives the later requests of the same
+// call (a call larger than one request is split) the offset reached so far.
+// The READ handler relies on that: offset > 0 means "this read(2) already
+// returned bytes", so it may finish the message in progress but must end
+// short rather than start the next message or block.
+
+const (
+	evIn       = 0x001
+	evOut      = 0x004
+	evErr      = 0x008
+	evHup      = 0x010
+	evRdNorm   = 0x040
+	evWrNorm   = 0x100
+)
+
+// loopScratch is per request-loop goroutine memory, reused by every request
+// it serves so that the data path does not allocate.
+type loopScratch struct {
+	parts [][]byte
+	out   []byte // reply buffer for requests handed to go-fuse
+}
+
+func (s *Server) serveRead(unique uint64, in readIn, sc *loopScratch) {
+	h := s.handles.get(in.Fh)
+	if h == nil {
+		s.replyErr(unique, syscall.EBADF)
+		return
+	}
+	switch h.kind {
+	case kindOut:
+	case kindCtl, kindRootCtl, kindPending:
+		s.replyData(unique, [][]byte{h.readSnapshot(in.Offset, in.Size)})
+		return
+	default:
+		s.replyErr(unique, syscall.EBADF)
+		return
+	}
+	cont := in.Offset > 0
+	nonblock := in.Flags&syscall.O_NONBLOCK != 0
+	// First without a request: most reads are answered at once, and
+	// only one that must wait pays for entering the park table.
+	parts, err := h.reader.Read(sc.parts[:0], int(in.Size), cont, true, nil, nil)
+	if errors.Is(err, pipe.ErrWouldBlock) && !nonblock {
+		pk := s.enterPark(unique, false)
+		parts, err = h.reader.Read(parts, int(in.Size), cont, false, &pk.read, pk)
+		if errors.Is(err, pipe.ErrParked) {
+			s.afterPark(unique)
+			return
+		}
+		s.leavePark(pk)
+		pk.recycle()
+	}
+	s.replyRead(unique, parts, err)
+	clear(parts)
+	sc.parts = parts[:0]
+}
+
+// replyRead answers a READ: bytes, end of file for a destroyed pipe, or an
+// errno.
+func (s *Server) replyRead(unique uint64, parts [][]byte, err error) {
+	switch {
+	case err == nil:
+		s.replyData(unique, parts)
+	case errors.Is(err, pipe.ErrClosed):
+		s.replyData(unique, nil) // end of file
+	default:
+		s.replyErr(unique, errnoOf(err))
+	}
+}
+
+func (s *Server) serveWrite(unique uint64, in readIn, data []byte) {
+	h := s.handles.get(in.Fh)
+	if h == nil {
+		s.replyErr(unique, syscall.EBADF)
+		return
+	}
+	switch h.kind {
+	case kindIn:
+	case kindCtl:
+		if err := s.control(h.pn, data); err != nil {
+			s.replyErr(unique, errnoOf(err))
+		} else {
+			s.replyWrite(unique, len(data))
+		}
+		return
+	default:
+		s.replyErr(unique, syscall.EBADF)
+		return
+	}
+	nonblock := in.Flags&syscall.O_NONBLOCK != 0
+	n, err := h.writer.Write(data, true, nil, nil)
+	if errors.Is(err, pipe.ErrWouldBlock) && !nonblock {
+		pk := s.enterPark(unique, true)
+		n, err = h.writer.Write(data, false, &pk.write, pk)
+		if errors.Is(err, pipe.ErrParked) {
+			s.afterPark(unique)
+			return
+		}
+		s.leavePark(pk)
+		pk.recycle()
+	}
+	if err != nil {
+		s.replyErr(unique, errnoOf(err))
+		return
+	}
+	s.replyWrite(unique, n)
+}
+
+// servePoll answers FUSE_POLL with the file's readiness, and arms the
+// handle for FUSE_NOTIFY_POLL when the kernel asks to be told of changes.
+func (s *Server) servePoll(unique uint64, in pollIn) {
+	h := s.handles.get(in.Fh)
+	if h == nil {
+		s.replyErr(unique, syscall.EBADF)
+		return
+	}
+	var w pipe.Watcher
+	if in.Flags&pollScheduleNotify != 0 && (h.reader != nil || h.writer != nil) {
+		h.kh.Store(in.Kh)
+		h.watching.Store(true)
+		w = h
+	}
+	var revents uint32
+	switch h.kind {
+	case kindOut:
+		rd := h.reader.PollRead(w)
+		if rd.Readable {
+			revents |= evIn | evRdNorm
+		}
+		if rd.Closed {
+			revents |= evHup
+		}
+	case kindIn:
+		rd := h.writer.PollWrite(w)
+		if rd.Writable {
+			revents |= evOut | evWrNorm
+		}
+		if rd.Closed {
+			revents |= evErr
+		}
+	default:
+		// ctl and pending answer at once, like regular files.
+		revents = evIn | evRdNorm | evOut | evWrNorm
+	}
+	s.replyPoll(unique, revents)
+}
