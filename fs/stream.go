@@ -17,12 +17,12 @@ import (
 // short rather than start the next message or block.
 
 const (
-	evIn       = 0x001
-	evOut      = 0x004
-	evErr      = 0x008
-	evHup      = 0x010
-	evRdNorm   = 0x040
-	evWrNorm   = 0x100
+	evIn     = 0x001
+	evOut    = 0x004
+	evErr    = 0x008
+	evHup    = 0x010
+	evRdNorm = 0x040
+	evWrNorm = 0x100
 )
 
 // loopScratch is per request-loop goroutine memory, reused by every request
