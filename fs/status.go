@@ -90,6 +90,10 @@ func onOff(b bool) string {
 // refused one fails the whole write with EINVAL, is logged, and is shown
 // as an `error` line in the status until a later write succeeds.
 func (s *Server) control(pn *pipeNode, data []byte) error {
+	// One ctl write at a time per pipe, so that two writers' commands
+	// cannot undo each other between reading and storing the settings.
+	pn.ctlMu.Lock()
+	defer pn.ctlMu.Unlock()
 	set := pn.p.Settings()
 	clearQueue := false
 	var err error
@@ -110,8 +114,6 @@ func (s *Server) control(pn *pipeNode, data []byte) error {
 			break
 		}
 	}
-	pn.ctlMu.Lock()
-	defer pn.ctlMu.Unlock()
 	if err != nil {
 		pn.lastErr = strings.ReplaceAll(err.Error(), pipe.ErrInvalid.Error()+": ", "")
 		s.log.Warn("ctl command refused", "pipe", pn.p.Name(), "err", pn.lastErr)
