@@ -89,7 +89,7 @@ func (s *Server) dispatch(req []byte, sc *loopScratch) {
 			s.writeDev([][]byte{sc.out[:n]})
 		}
 		if h.Opcode == opInit {
-			s.readyOnce.Do(func() { close(s.ready) })
+			s.markReady()
 		}
 		return
 	}

@@ -103,10 +103,11 @@ func (s *Server) Mount() error {
 		return err
 	}
 	s.fd, s.viaHelper = fd, viaHelper
-	for i := 0; i < s.opts.Readers; i++ {
-		s.loops.Add(1)
-		go s.readLoop()
-	}
+	// One goroutine serves INIT; the others start once it is answered
+	// (see markReady), because go-fuse's protocol server records the
+	// negotiated settings there and reads them for every later request.
+	s.loops.Add(1)
+	go s.readLoop()
 	go func() {
 		s.loops.Wait()
 		s.closing.Store(true)
@@ -125,6 +126,18 @@ func (s *Server) Mount() error {
 	}()
 	s.log.Info("mounted", "mountpoint", s.mountpoint, "helper", viaHelper)
 	return nil
+}
+
+// markReady runs once INIT has been answered: the mount now serves
+// requests, and the rest of the request loops start.
+func (s *Server) markReady() {
+	s.readyOnce.Do(func() {
+		for i := 1; i < s.opts.Readers; i++ {
+			s.loops.Add(1)
+			go s.readLoop()
+		}
+		close(s.ready)
+	})
 }
 
 // Ready is closed once the kernel's INIT has been answered: from then on the
