@@ -166,7 +166,7 @@ func CancelRead(req *ReadRequest) bool {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !req.parked {
+	if !req.wait.parked {
 		return false
 	}
 	q.readers.remove(req)
@@ -182,7 +182,7 @@ func CancelWrite(req *WriteRequest) bool {
 	}
 	var wk wakeups
 	q.mu.Lock()
-	if !req.parked {
+	if !req.wait.parked {
 		q.mu.Unlock()
 		return false
 	}

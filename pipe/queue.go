@@ -16,8 +16,8 @@ type Queue struct {
 	bytes  int64 // their bytes
 	closed bool
 
-	readers readList
-	writers writeList
+	readers waitList[ReadRequest, *ReadRequest]
+	writers waitList[WriteRequest, *WriteRequest]
 
 	// Watchers are armed for the life of an open file; the want flags
 	// record that somebody saw the queue not ready since the last

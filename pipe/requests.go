@@ -31,12 +31,11 @@ type ReadRequest struct {
 	// Err is nil, or ErrClosed when the pipe was destroyed (end of file).
 	Err error
 
-	notify     ReadNotifier
-	reader     *Reader
-	max        int
-	q          *Queue
-	prev, next *ReadRequest
-	parked     bool
+	notify ReadNotifier
+	reader *Reader
+	max    int
+	q      *Queue
+	wait   waitLinks[ReadRequest]
 }
 
 // N is the number of bytes in Parts.
@@ -56,77 +55,58 @@ type WriteRequest struct {
 	// Err is nil, ErrClosed or ErrTooBig.
 	Err error
 
-	notify     WriteNotifier
-	writer     *Writer
-	chunk      []byte
-	q          *Queue
-	prev, next *WriteRequest
+	notify WriteNotifier
+	writer *Writer
+	chunk  []byte
+	q      *Queue
+	wait   waitLinks[WriteRequest]
+}
+
+// waitLinks are the links of a parked request in its queue's wait list.
+type waitLinks[T any] struct {
+	prev, next *T
 	parked     bool
 }
 
-// readList is an intrusive FIFO of parked reads: O(1) append, pop and
+func (r *ReadRequest) links() *waitLinks[ReadRequest]   { return &r.wait }
+func (w *WriteRequest) links() *waitLinks[WriteRequest] { return &w.wait }
+
+// waitList is an intrusive FIFO of parked requests: O(1) append, pop and
 // removal, and no allocation.
-type readList struct {
-	head, tail *ReadRequest
+type waitList[T any, P interface {
+	*T
+	links() *waitLinks[T]
+}] struct {
+	head, tail *T
 	n          int
 }
 
-func (l *readList) push(r *ReadRequest) {
-	r.prev, r.next = l.tail, nil
+func (l *waitList[T, P]) push(x *T) {
+	lx := P(x).links()
+	lx.prev, lx.next = l.tail, nil
 	if l.tail != nil {
-		l.tail.next = r
+		P(l.tail).links().next = x
 	} else {
-		l.head = r
+		l.head = x
 	}
-	l.tail = r
-	r.parked = true
+	l.tail = x
+	lx.parked = true
 	l.n++
 }
 
-func (l *readList) remove(r *ReadRequest) {
-	if r.prev != nil {
-		r.prev.next = r.next
+func (l *waitList[T, P]) remove(x *T) {
+	lx := P(x).links()
+	if lx.prev != nil {
+		P(lx.prev).links().next = lx.next
 	} else {
-		l.head = r.next
+		l.head = lx.next
 	}
-	if r.next != nil {
-		r.next.prev = r.prev
+	if lx.next != nil {
+		P(lx.next).links().prev = lx.prev
 	} else {
-		l.tail = r.prev
+		l.tail = lx.prev
 	}
-	r.prev, r.next, r.parked = nil, nil, false
-	l.n--
-}
-
-type writeList struct {
-	head, tail *WriteRequest
-	n          int
-}
-
-func (l *writeList) push(w *WriteRequest) {
-	w.prev, w.next = l.tail, nil
-	if l.tail != nil {
-		l.tail.next = w
-	} else {
-		l.head = w
-	}
-	l.tail = w
-	w.parked = true
-	l.n++
-}
-
-func (l *writeList) remove(w *WriteRequest) {
-	if w.prev != nil {
-		w.prev.next = w.next
-	} else {
-		l.head = w.next
-	}
-	if w.next != nil {
-		w.next.prev = w.prev
-	} else {
-		l.tail = w.prev
-	}
-	w.prev, w.next, w.parked = nil, nil, false
+	*lx = waitLinks[T]{}
 	l.n--
 }
 
