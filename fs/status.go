@@ -115,7 +115,7 @@ func (s *Server) control(pn *pipeNode, data []byte) error {
 		}
 	}
 	if err != nil {
-		pn.lastErr = strings.ReplaceAll(err.Error(), pipe.ErrInvalid.Error()+": ", "")
+		pn.lastErr = err.Error()
 		s.log.Warn("ctl command refused", "pipe", pn.p.Name(), "err", pn.lastErr)
 		return err
 	}

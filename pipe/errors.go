@@ -23,4 +23,15 @@ var (
 
 // ErrUnknownCommand: a ctl command this package does not handle. It wraps
 // ErrInvalid, so an unknown command that nobody else handles is invalid.
-var ErrUnknownCommand = fmt.Errorf("%w: unknown command", ErrInvalid)
+var ErrUnknownCommand error = &invalidError{"unknown command"}
+
+// invalidError is a refusal whose message is only its reason, so that it
+// reads well in a ctl status line or a CLI error; it matches ErrInvalid.
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string        { return e.msg }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalidf(format string, args ...any) error {
+	return &invalidError{fmt.Sprintf(format, args...)}
+}

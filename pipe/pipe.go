@@ -1,7 +1,6 @@
 package pipe
 
 import (
-	"fmt"
 	"strings"
 	"sync"
 )
@@ -299,7 +298,7 @@ func (p *Pipe) Settings() Settings {
 func (p *Pipe) Control(cmd string) error {
 	if f := strings.Fields(cmd); len(f) > 0 && f[0] == "clear" {
 		if len(f) != 1 {
-			return fmt.Errorf("%w: clear takes no argument", ErrInvalid)
+			return invalidf("clear takes no argument")
 		}
 		p.Clear()
 		return nil

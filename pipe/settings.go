@@ -31,7 +31,7 @@ func ParseMode(s string) (Mode, error) {
 	case "packets":
 		return Packets, nil
 	}
-	return 0, fmt.Errorf("%w: mode %q: want lines or packets", ErrInvalid, s)
+	return 0, invalidf("mode %q: want lines or packets", s)
 }
 
 const (
@@ -68,15 +68,15 @@ func DefaultSettings() Settings {
 func (s Settings) Validate() error {
 	switch {
 	case s.Capacity < 1 || s.Capacity > MaxCapacity:
-		return fmt.Errorf("%w: capacity %d out of range 1..%d", ErrInvalid, s.Capacity, int64(MaxCapacity))
+		return invalidf("capacity %d out of range 1..%d", s.Capacity, int64(MaxCapacity))
 	case s.MaxMessage < 1:
-		return fmt.Errorf("%w: maxmessage %d must be at least 1", ErrInvalid, s.MaxMessage)
+		return invalidf("maxmessage %d must be at least 1", s.MaxMessage)
 	case s.MaxMessage > s.Capacity:
-		return fmt.Errorf("%w: maxmessage %d exceeds capacity %d", ErrInvalid, s.MaxMessage, s.Capacity)
+		return invalidf("maxmessage %d exceeds capacity %d", s.MaxMessage, s.Capacity)
 	case s.Mode == Packets && s.MaxMessage > MaxPacket:
-		return fmt.Errorf("%w: maxmessage %d exceeds %d, the largest packet", ErrInvalid, s.MaxMessage, MaxPacket)
+		return invalidf("maxmessage %d exceeds %d, the largest packet", s.MaxMessage, MaxPacket)
 	case s.Mode == Packets && s.Batch:
-		return fmt.Errorf("%w: batch reads would lose packet boundaries", ErrInvalid)
+		return invalidf("batch reads would lose packet boundaries")
 	}
 	return nil
 }
@@ -107,10 +107,10 @@ func ParseSize(s string) (int64, error) {
 	}
 	v, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || v < 0 || t == "" || t[0] == '+' || t[0] == '-' {
-		return 0, fmt.Errorf("%w: size %q: want a whole number of bytes with an optional K, M or G suffix", ErrInvalid, s)
+		return 0, invalidf("size %q: want a whole number of bytes with an optional K, M or G suffix", s)
 	}
 	if v > MaxCapacity/mult {
-		return 0, fmt.Errorf("%w: size %q too large", ErrInvalid, s)
+		return 0, invalidf("size %q too large", s)
 	}
 	return v * mult, nil
 }
@@ -126,7 +126,7 @@ func (s Settings) Apply(cmd string) (Settings, error) {
 	}
 	arg := func() (string, error) {
 		if len(f) != 2 {
-			return "", fmt.Errorf("%w: %q takes one argument", ErrInvalid, f[0])
+			return "", invalidf("%q takes one argument", f[0])
 		}
 		return f[1], nil
 	}
@@ -141,7 +141,7 @@ func (s Settings) Apply(cmd string) (Settings, error) {
 			return s, err
 		}
 		if n.Mode == Packets && n.Batch {
-			return s, fmt.Errorf("%w: mode packets: turn batch off first (batch reads would lose packet boundaries)", ErrInvalid)
+			return s, invalidf("mode packets: turn batch off first (batch reads would lose packet boundaries)")
 		}
 		if n.Mode == Packets && n.MaxMessage > MaxPacket {
 			n.MaxMessage = MaxPacket
@@ -156,7 +156,7 @@ func (s Settings) Apply(cmd string) (Settings, error) {
 			return s, err
 		}
 		if v < 1 {
-			return s, fmt.Errorf("%w: capacity must be at least 1 byte", ErrInvalid)
+			return s, invalidf("capacity must be at least 1 byte")
 		}
 		n.Capacity = v
 		// A message can never be larger than the queue that holds it.
@@ -182,10 +182,10 @@ func (s Settings) Apply(cmd string) (Settings, error) {
 		case "off":
 			n.Batch = false
 		default:
-			return s, fmt.Errorf("%w: batch %q: want on or off", ErrInvalid, a)
+			return s, invalidf("batch %q: want on or off", a)
 		}
 	default:
-		return s, fmt.Errorf("%w: %q", ErrUnknownCommand, f[0])
+		return s, fmt.Errorf("%w %q", ErrUnknownCommand, f[0])
 	}
 	if err := n.Validate(); err != nil {
 		return s, err

@@ -319,6 +319,6 @@ func ExamplePipe_Control() {
 	fmt.Println(p.Control("capacity 64K"), p.Control("maxmessage 128K"))
 	fmt.Printf("%+v\n", p.Settings())
 	// Output:
-	// <nil> pipe: invalid argument: maxmessage 131072 exceeds capacity 65536
+	// <nil> maxmessage 131072 exceeds capacity 65536
 	// {Mode:lines Capacity:65536 MaxMessage:65536 Batch:false}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -50,7 +51,7 @@ func run(args []string) int {
 	case "umount", "unmount":
 		err = cmdUmount(args[1:])
 	case "version", "--version", "-version":
-		fmt.Println("pipefs", version)
+		err = cmdVersion(args[1:])
 	case "help", "-h", "--help", "-help":
 		fmt.Print(usage)
 	default:
@@ -62,7 +63,7 @@ func run(args []string) int {
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
-	case errors.Is(err, errUsage):
+	case errors.As(err, new(usageError)):
 		fmt.Fprintf(os.Stderr, "pipefs: %v\n", err)
 		return exitUsage
 	default:
@@ -71,20 +72,45 @@ func run(args []string) int {
 	}
 }
 
-var errUsage = errors.New("usage")
+// usageError is a command-line mistake (exit code 2).
+type usageError struct{ msg string }
 
-// usageErrorf reports a command-line mistake (exit code 2).
+func (e usageError) Error() string { return e.msg }
+
+func cmdVersion(args []string) error {
+	fl := flag.NewFlagSet("version", flag.ContinueOnError)
+	fl.Usage = func() { fmt.Fprintln(fl.Output(), "Usage: pipefs version\n\nPrints the version of pipefs.") }
+	pos, err := parseInterspersed(fl, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageErrorf("version takes no arguments")
+	}
+	fmt.Println("pipefs", version)
+	return nil
+}
+
 func usageErrorf(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+	return usageError{fmt.Sprintf(format, args...)}
 }
 
 // parseInterspersed parses flags that may come before or after the
-// positional arguments, and returns the positional ones.
+// positional arguments, and returns the positional ones. A bad flag is one
+// line naming the command's --help; --help prints the usage to stdout.
 func parseInterspersed(fl *flag.FlagSet, args []string) ([]string, error) {
+	usage := fl.Usage
+	fl.SetOutput(io.Discard)
+	fl.Usage = func() {}
 	var pos []string
 	for {
 		if err := fl.Parse(args); err != nil {
-			return nil, err
+			if errors.Is(err, flag.ErrHelp) {
+				fl.SetOutput(os.Stdout)
+				usage()
+				return nil, err
+			}
+			return nil, usageErrorf("%s: %v (see pipefs %s --help)", fl.Name(), err, fl.Name())
 		}
 		args = fl.Args()
 		if len(args) == 0 {
