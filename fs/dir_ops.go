@@ -67,7 +67,11 @@ func (s *Server) fillAttr(n *node, a *fuse.Attr) {
 func (s *Server) fillEntry(n *node, out *fuse.EntryOut) {
 	out.NodeId = n.ino
 	out.Generation = 1
-	out.SetEntryTimeout(cacheTimeout)
+	if n.fresh {
+		out.SetEntryTimeout(0) // see node.fresh in tree.go
+	} else {
+		out.SetEntryTimeout(cacheTimeout)
+	}
 	out.SetAttrTimeout(cacheTimeout)
 	s.fillAttr(n, &out.Attr)
 }
@@ -116,9 +120,6 @@ func (fs *fileSystem) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name strin
 	if in.NodeId != rootIno {
 		return fuse.EPERM // pipes live in the root only
 	}
-	if fs.s.closing.Load() {
-		return fuse.Status(syscall.ESHUTDOWN)
-	}
 	n, errno := fs.s.tree.create(name, fs.s.opts.Defaults)
 	if errno != 0 {
 		return status(errno)
@@ -145,6 +146,9 @@ func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName,
 	const renameNoReplace, renameExchange = 1, 2
 	if in.NodeId != rootIno || in.Newdir != rootIno {
 		return fuse.EPERM // the files of a pipe stay where they are
+	}
+	if oldName == nameCtl {
+		return fuse.EPERM // the root's control file stays
 	}
 	if in.Flags&renameExchange != 0 {
 		return fuse.EINVAL

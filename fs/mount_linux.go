@@ -227,6 +227,9 @@ func unescapeMountPath(s string) string {
 // when open files would otherwise keep the connection alive. It needs
 // privilege and a mounted fusectl; without them it does nothing.
 func abortConnection(conn uint32) {
+	if conn == 0 {
+		return
+	}
 	dir := "/sys/fs/fuse/connections"
 	if _, err := os.Stat(dir + "/" + strconv.Itoa(int(conn))); err != nil {
 		return
@@ -236,6 +239,15 @@ func abortConnection(conn uint32) {
 
 // connectionOf returns the FUSE connection number of the mount at mp.
 func connectionOf(mp string) (uint32, error) {
+	// Make sure the path is still the FUSE mount and not what lies
+	// beneath a detached one, whose device number means nothing here.
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(mp, &sfs); err != nil {
+		return 0, err
+	}
+	if sfs.Type != unix.FUSE_SUPER_MAGIC {
+		return 0, fmt.Errorf("%s is not a FUSE mount", mp)
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(mp, &st); err != nil {
 		return 0, err

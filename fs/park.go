@@ -2,6 +2,7 @@ package fs
 
 import (
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"pipefs/pipe"
@@ -11,17 +12,27 @@ import (
 // the engine holds it, no goroutine waits for it, and it is answered by
 // whoever makes it ready — or by an INTERRUPT.
 //
-// Interrupts race with parking: with two goroutines reading the device,
-// the kernel's INTERRUPT for a request can be handled before the request
-// itself is parked. So a request is entered in the park table before it is
-// offered to the engine, an INTERRUPT marks it, and the goroutine that parks
-// it checks the mark afterwards. The table lock orders the two; both cancel
-// through the engine, which lets exactly one of cancel and completion win,
-// so a message is never taken by a read that then returns EINTR.
+// Interrupts race with parking: with two goroutines reading the device, the
+// kernel's INTERRUPT for a request can be handled before the request itself
+// is parked. So a request is entered in the park table before it is offered
+// to the engine; an INTERRUPT marks it, and cancels it only once the
+// parking goroutine has armed it (after the engine took it). The goroutine
+// that arms it honours a mark that came first. The engine lets exactly one
+// of cancel and completion win, so a message is never taken by a read that
+// then returns EINTR, and a request is answered exactly once.
+//
+// Cancelling can complete other requests (a withdrawn write lets smaller
+// writes behind it in), whose completions take park-table locks, so the
+// engine is never called with a table lock held. Instead a goroutine that
+// uses a request outside the lock holds a reference, and the struct is
+// recycled only when the last reference goes.
 type parked struct {
-	srv         *Server
-	unique      uint64
-	interrupted bool // guarded by the shard lock
+	srv    *Server
+	unique uint64
+	refs   atomic.Int32 // the request's own, plus one per borrower
+	// guarded by the shard lock:
+	interrupted bool
+	armed       bool
 	read        pipe.ReadRequest
 	write       pipe.WriteRequest
 	isWrite     bool
@@ -29,11 +40,13 @@ type parked struct {
 
 const parkShards = 16
 
+type parkShard struct {
+	mu sync.Mutex
+	m  map[uint64]*parked
+}
+
 type parkTable struct {
-	shards [parkShards]struct {
-		mu sync.Mutex
-		m  map[uint64]*parked
-	}
+	shards [parkShards]parkShard
 }
 
 func newParkTable() *parkTable {
@@ -44,19 +57,19 @@ func newParkTable() *parkTable {
 	return t
 }
 
-func (t *parkTable) shard(unique uint64) *struct {
-	mu sync.Mutex
-	m  map[uint64]*parked
-} {
+func (t *parkTable) shard(unique uint64) *parkShard {
+	// Kernel request numbers are even (bit 0 marks interrupts).
 	return &t.shards[(unique>>1)%parkShards]
 }
 
 var parkedPool = sync.Pool{New: func() any { return new(parked) }}
 
-// enter registers a request that is about to be offered to the engine.
+// enterPark registers a request that is about to be offered to the engine.
 func (s *Server) enterPark(unique uint64, isWrite bool) *parked {
 	pk := parkedPool.Get().(*parked)
-	pk.srv, pk.unique, pk.interrupted, pk.isWrite = s, unique, false, isWrite
+	pk.srv, pk.unique, pk.isWrite = s, unique, isWrite
+	pk.interrupted, pk.armed = false, false
+	pk.refs.Store(1)
 	sh := s.parks.shard(unique)
 	sh.mu.Lock()
 	sh.m[unique] = pk
@@ -68,20 +81,25 @@ func (s *Server) enterPark(unique uint64, isWrite bool) *parked {
 func (s *Server) leavePark(pk *parked) {
 	sh := s.parks.shard(pk.unique)
 	sh.mu.Lock()
-	delete(sh.m, pk.unique)
+	if sh.m[pk.unique] == pk {
+		delete(sh.m, pk.unique)
+	}
 	sh.mu.Unlock()
 }
 
-func (pk *parked) recycle() {
+// unref drops a reference; the last one recycles the struct.
+func (pk *parked) unref() {
+	if pk.refs.Add(-1) != 0 {
+		return
+	}
 	parts := pk.read.Parts[:0]
 	clear(pk.read.Parts[:cap(pk.read.Parts)])
-	*pk = parked{}
-	pk.read.Parts = parts
+	pk.srv, pk.read, pk.write = nil, pipe.ReadRequest{Parts: parts}, pipe.WriteRequest{}
 	parkedPool.Put(pk)
 }
 
-// cancel withdraws the request from the engine; true if it was
-// still parked, and then the caller answers it with EINTR.
+// cancel withdraws the request from the engine; true if it was still
+// parked, and then the caller answers it with EINTR.
 func (pk *parked) cancel() bool {
 	if pk.isWrite {
 		return pipe.CancelWrite(&pk.write)
@@ -89,22 +107,36 @@ func (pk *parked) cancel() bool {
 	return pipe.CancelRead(&pk.read)
 }
 
-// afterPark runs once the engine parked the request with this unique: an
-// INTERRUPT that came first is honoured now. The request may already have
-// completed and been recycled, so it is found again through the table.
+// cancelBorrowed cancels a request the caller holds a reference to, and
+// answers it EINTR if the cancel won.
+func (s *Server) cancelBorrowed(pk *parked) {
+	if pk.cancel() {
+		s.leavePark(pk)
+		s.replyErr(pk.unique, syscall.EINTR)
+		pk.unref() // the request's own reference: it is answered
+	}
+	pk.unref() // the borrowed one
+}
+
+// afterPark runs once the engine parked the request with this unique. The
+// request may already have completed and been recycled, so it is found
+// again through the table.
 func (s *Server) afterPark(unique uint64) {
 	sh := s.parks.shard(unique)
 	sh.mu.Lock()
 	pk := sh.m[unique]
-	cancelled := pk != nil && pk.interrupted && pk.cancel()
-	if cancelled {
-		delete(sh.m, unique)
+	if pk == nil {
+		sh.mu.Unlock()
+		return // completed already
 	}
+	pk.armed = true
+	if !pk.interrupted {
+		sh.mu.Unlock()
+		return
+	}
+	pk.refs.Add(1)
 	sh.mu.Unlock()
-	if cancelled {
-		s.replyErr(unique, syscall.EINTR)
-		pk.recycle()
-	}
+	s.cancelBorrowed(pk)
 }
 
 // interrupt handles FUSE_INTERRUPT for request target.
@@ -122,17 +154,14 @@ func (s *Server) interrupt(unique, target uint64) {
 		return
 	}
 	pk.interrupted = true
-	cancelled := pk.cancel()
-	if cancelled {
-		delete(sh.m, target)
+	if !pk.armed {
+		sh.mu.Unlock()
+		return // afterPark will see the mark
 	}
+	pk.refs.Add(1)
 	sh.mu.Unlock()
-	if cancelled {
-		s.replyErr(target, syscall.EINTR)
-		pk.recycle()
-	}
-	// Otherwise it is completing with its result, or not parked yet
-	// (afterPark will see the mark). The INTERRUPT itself needs no reply.
+	s.cancelBorrowed(pk)
+	// The INTERRUPT itself needs no reply.
 }
 
 // ReadDone implements pipe.ReadNotifier for parked reads.
@@ -140,7 +169,7 @@ func (pk *parked) ReadDone(r *pipe.ReadRequest) {
 	s := pk.srv
 	s.leavePark(pk)
 	s.replyRead(pk.unique, r.Parts, r.Err)
-	pk.recycle()
+	pk.unref()
 }
 
 // WriteDone implements pipe.WriteNotifier for parked writes.
@@ -152,5 +181,5 @@ func (pk *parked) WriteDone(w *pipe.WriteRequest) {
 	} else {
 		s.replyWrite(pk.unique, w.N)
 	}
-	pk.recycle()
+	pk.unref()
 }

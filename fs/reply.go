@@ -25,6 +25,11 @@ func (s *Server) writeDev(iov [][]byte) {
 		vecs[n].SetLen(len(b))
 		n++
 	}
+	s.fdMu.RLock()
+	defer s.fdMu.RUnlock()
+	if s.fd < 0 {
+		return // the connection has ended
+	}
 	for {
 		_, _, e := syscall.Syscall(syscall.SYS_WRITEV, uintptr(s.fd), uintptr(unsafe.Pointer(&vecs[0])), uintptr(n))
 		switch e {

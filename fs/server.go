@@ -32,6 +32,11 @@ type Server struct {
 	parks   *parkTable
 	proto   *fuse.ProtocolServer
 
+	// fdMu keeps the device descriptor open while replies are written:
+	// completions may still be delivered (by Close destroying the
+	// pipes) after the loops have ended, and a closed number could be
+	// reused by another file.
+	fdMu      sync.RWMutex
 	fd        int
 	viaHelper bool
 	conn      uint32 // fusectl connection number, 0 if unknown
@@ -89,6 +94,15 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
+func (s *Server) closeDevice() {
+	s.fdMu.Lock()
+	defer s.fdMu.Unlock()
+	if s.fd >= 0 {
+		unix.Close(s.fd)
+		s.fd = -1
+	}
+}
+
 // Mountpoint is the absolute path of the mount.
 func (s *Server) Mountpoint() string { return s.mountpoint }
 
@@ -112,7 +126,7 @@ func (s *Server) Mount() error {
 		s.loops.Wait()
 		s.closing.Store(true)
 		s.closeAllPipes()
-		unix.Close(s.fd)
+		s.closeDevice()
 		close(s.done)
 	}()
 	go func() {
@@ -179,7 +193,7 @@ func (s *Server) Close(ctx context.Context) error {
 }
 
 func (s *Server) closeAllPipes() {
-	for _, pn := range s.tree.all() {
+	for _, pn := range s.tree.closeAll() {
 		pn.p.Close()
 	}
 }

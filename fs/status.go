@@ -104,7 +104,7 @@ func (s *Server) control(pn *pipeNode, data []byte) error {
 		}
 		if f := strings.Fields(line); f[0] == "clear" {
 			if len(f) != 1 {
-				err = fmt.Errorf("%w: clear takes no argument", pipe.ErrInvalid)
+				err = pipe.Invalidf("clear takes no argument")
 				break
 			}
 			clearQueue = true

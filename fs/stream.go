@@ -60,7 +60,7 @@ func (s *Server) serveRead(unique uint64, in readIn, sc *loopScratch) {
 			return
 		}
 		s.leavePark(pk)
-		pk.recycle()
+		pk.unref()
 	}
 	s.replyRead(unique, parts, err)
 	clear(parts)
@@ -109,7 +109,7 @@ func (s *Server) serveWrite(unique uint64, in readIn, data []byte) {
 			return
 		}
 		s.leavePark(pk)
-		pk.recycle()
+		pk.unref()
 	}
 	if err != nil {
 		s.replyErr(unique, errnoOf(err))
@@ -153,6 +153,11 @@ func (s *Server) servePoll(unique uint64, in pollIn) {
 	default:
 		// ctl and pending answer at once, like regular files.
 		revents = evIn | evRdNorm | evOut | evWrNorm
+	}
+	if w != nil && s.handles.get(in.Fh) == nil {
+		// RELEASE ran while this POLL was served and did not see the
+		// watch: disarm it here so the queue does not keep it.
+		h.pn.p.Unwatch(h)
 	}
 	s.replyPoll(unique, revents)
 }

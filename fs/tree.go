@@ -34,6 +34,18 @@ var pipeFiles = [...]struct {
 	kind nodeKind
 }{{nameIn, kindIn}, {nameOut, kindOut}, {namePending, kindPending}, {nameCtl, kindCtl}}
 
+// Why `in` gets a new inode at every lookup:
+//
+// The kernel holds a file's inode lock while it serves a direct-I/O write:
+// shared with FOPEN_PARALLEL_DIRECT_WRITES, exclusive for O_APPEND. A write
+// parked on a full pipe holds it until it gets room, and an exclusive
+// taker — the truncation of an O_TRUNC open (shell `>`), touch, a `>>`
+// write — would wait for it uninterruptibly. With an inode per open file
+// instead of per pipe, writers of different opens never share that lock:
+// `echo x > in` cannot hang behind another writer, and `>>` writers of
+// different opens are not serialised. The entry is never cached (timeout
+// 0), so every path walk looks `in` up again and gets its own inode.
+
 const (
 	rootIno    = 1
 	rootCtlIno = 2
@@ -48,6 +60,7 @@ type node struct {
 	kind    nodeKind
 	pn      *pipeNode // nil for the root and its ctl
 	lookups uint64    // references the kernel holds (LOOKUP minus FORGET)
+	fresh   bool      // made for one lookup; goes when forgotten
 }
 
 // pipeNode is one pipe directory.
@@ -75,6 +88,7 @@ type tree struct {
 	pipes   map[string]*pipeNode
 	nextIno uint64
 	mounted time.Time
+	closed  bool // shutting down: no new pipes
 }
 
 func newTree() *tree {
@@ -115,6 +129,13 @@ func (t *tree) lookup(parent uint64, name string) (*node, syscall.Errno) {
 		if dir.pn.removed {
 			return nil, syscall.ENOENT
 		}
+		if name == nameIn {
+			// Every lookup of `in` is a new inode; see freshInode.
+			n = &node{ino: t.nextIno, kind: kindIn, pn: dir.pn, fresh: true}
+			t.nextIno++
+			t.nodes[n.ino] = n
+			break
+		}
 		for _, f := range pipeFiles {
 			if f.name == name {
 				ino := dir.pn.fileIno(f.kind)
@@ -144,7 +165,7 @@ func (t *tree) forget(ino, count uint64) {
 		return
 	}
 	n.lookups -= min(count, n.lookups)
-	if n.lookups == 0 && n.pn != nil && n.pn.removed {
+	if n.lookups == 0 && n.pn != nil && (n.pn.removed || n.fresh) {
 		delete(t.nodes, ino)
 	}
 }
@@ -160,6 +181,9 @@ func (t *tree) create(name string, s pipe.Settings) (*node, syscall.Errno) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.closed {
+		return nil, syscall.ESHUTDOWN
+	}
 	if _, ok := t.pipes[name]; ok {
 		return nil, syscall.EEXIST
 	}
@@ -252,6 +276,19 @@ func (t *tree) count() int {
 func (t *tree) all() []*pipeNode {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.allLocked()
+}
+
+// closeAll marks the tree closed, so that no pipe can be made any more, and
+// returns every pipe for destruction.
+func (t *tree) closeAll() []*pipeNode {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	return t.allLocked()
+}
+
+func (t *tree) allLocked() []*pipeNode {
 	out := make([]*pipeNode, 0, len(t.pipes))
 	for _, pn := range t.pipes {
 		out = append(out, pn)

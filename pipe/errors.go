@@ -32,6 +32,12 @@ type invalidError struct{ msg string }
 func (e *invalidError) Error() string        { return e.msg }
 func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
 
+// Invalidf returns a refusal that reads as its reason and matches
+// ErrInvalid.
+func Invalidf(format string, args ...any) error {
+	return invalidf(format, args...)
+}
+
 func invalidf(format string, args ...any) error {
 	return &invalidError{fmt.Sprintf(format, args...)}
 }

@@ -218,7 +218,8 @@ func (r *Reader) PollRead(w Watcher) Readiness {
 	return rd
 }
 
-// PollWrite reports whether the pipe has room, and arms watcher w (if not
+// PollWrite reports whether the pipe has room (and no blocked write is
+// waiting ahead of a new one), and arms watcher w (if not
 // nil) to be woken whenever that may have changed, until Unwatch.
 func (w *Writer) PollWrite(v Watcher) Readiness {
 	q := w.p.send
@@ -227,7 +228,7 @@ func (w *Writer) PollWrite(v Watcher) Readiness {
 	if v != nil {
 		q.inWatchers = addWatcher(q.inWatchers, v)
 	}
-	rd := Readiness{Closed: q.closed, Writable: q.closed || q.bytes < q.s.Capacity}
+	rd := Readiness{Closed: q.closed, Writable: q.closed || q.roomLocked()}
 	if !rd.Writable {
 		q.wantWritable = true
 	}

@@ -58,6 +58,13 @@ func (q *Queue) fitsLocked(total int64) bool {
 	return total == 0 || q.count == 0 || q.bytes+total <= q.s.Capacity
 }
 
+// roomLocked reports whether a new write of one byte would be taken now:
+// there is room, and no blocked write waits ahead of it (writes are served
+// in arrival order).
+func (q *Queue) roomLocked() bool {
+	return q.bytes < q.s.Capacity && q.writers.n == 0
+}
+
 // measureLocked returns how many bytes of messages the write in chunk
 // would queue, or ErrTooBig.
 func (q *Queue) measureLocked(w *Writer, chunk []byte) (int64, error) {
@@ -264,7 +271,7 @@ func (q *Queue) settleLocked(wk *wakeups) {
 		q.wantReadable = false
 		wk.wake(q.outWatchers)
 	}
-	if q.wantWritable && q.bytes < q.s.Capacity {
+	if q.wantWritable && q.roomLocked() {
 		q.wantWritable = false
 		wk.wake(q.inWatchers)
 	}
