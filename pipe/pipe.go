@@ -3,6 +3,7 @@ package pipe
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Pipe is one message pipe: the send side that `in` writes to and the
@@ -15,8 +16,11 @@ type Pipe struct {
 	// that concurrent commands cannot undo each other.
 	ctlMu sync.Mutex
 
-	send *Queue // where writes go
-	recv *Queue // where reads come from
+	// send is where writes go: recv itself for a local pipe, an outbox
+	// while a link is attached (see Split). Writers lock it with
+	// lockSend, which tolerates a concurrent switch.
+	send atomic.Pointer[Queue]
+	recv *Queue // where reads come from; fixed
 }
 
 // New returns a local pipe with the given settings.
@@ -25,7 +29,9 @@ func New(name string, s Settings) (*Pipe, error) {
 		return nil, err
 	}
 	q := newQueue(s)
-	return &Pipe{name: name, send: q, recv: q}, nil
+	p := &Pipe{name: name, recv: q}
+	p.send.Store(q)
+	return p, nil
 }
 
 // Name returns the pipe's current name.
@@ -54,14 +60,13 @@ func (p *Pipe) NewWriter() *Writer { return &Writer{p: p} }
 // req, returns ErrParked, and completes req later. Other errors: ErrTooBig,
 // ErrClosed.
 func (w *Writer) Write(data []byte, nonblock bool, req *WriteRequest, notify WriteNotifier) (int, error) {
-	q := w.p.send
 	// The copy is the message storage: messages are views of it, so a
 	// write costs one allocation however many lines it holds.
 	chunk := make([]byte, len(data))
 	copy(chunk, data)
 
 	var wk wakeups
-	q.mu.Lock()
+	q := w.p.lockSend()
 	if q.closed {
 		q.mu.Unlock()
 		return 0, ErrClosed
@@ -92,9 +97,8 @@ func (w *Writer) Write(data []byte, nonblock bool, req *WriteRequest, notify Wri
 // Close ends the writer: in lines mode an unterminated tail becomes a
 // message with '\n' added. Close may be called more than once.
 func (w *Writer) Close() {
-	q := w.p.send
 	var wk wakeups
-	q.mu.Lock()
+	q := w.p.lockSend()
 	if !q.closed && q.flushTailLocked(w) {
 		q.settleLocked(&wk)
 	}
@@ -113,7 +117,10 @@ func (w *Writer) Close() {
 // With no message waiting it returns ErrWouldBlock if nonblock or req is
 // nil, and otherwise parks req (ErrParked) to complete it later.
 func (r *Reader) Read(dst [][]byte, max int, cont, nonblock bool, req *ReadRequest, notify ReadNotifier) ([][]byte, error) {
-	q := r.p.recv
+	return r.p.recv.read(r, dst, max, cont, nonblock, req, notify)
+}
+
+func (q *Queue) read(r *Reader, dst [][]byte, max int, cont, nonblock bool, req *ReadRequest, notify ReadNotifier) ([][]byte, error) {
 	var wk wakeups
 	q.mu.Lock()
 	if q.closed {
@@ -222,8 +229,7 @@ func (r *Reader) PollRead(w Watcher) Readiness {
 // waiting ahead of a new one), and arms watcher w (if not
 // nil) to be woken whenever that may have changed, until Unwatch.
 func (w *Writer) PollWrite(v Watcher) Readiness {
-	q := w.p.send
-	q.mu.Lock()
+	q := w.p.lockSend()
 	defer q.mu.Unlock()
 	if v != nil {
 		q.inWatchers = addWatcher(q.inWatchers, v)
@@ -246,10 +252,25 @@ func (p *Pipe) Unwatch(w Watcher) {
 }
 
 func (p *Pipe) queues() []*Queue {
-	if p.send == p.recv {
-		return []*Queue{p.send}
+	if send := p.send.Load(); send != p.recv {
+		return []*Queue{send, p.recv}
 	}
-	return []*Queue{p.send, p.recv}
+	return []*Queue{p.recv}
+}
+
+// lockSend locks and returns the queue writes go to. The queue can be
+// switched by Split or Join while a writer waits for its lock; the switch
+// happens under the old queue's lock, so checking again once locked is
+// enough.
+func (p *Pipe) lockSend() *Queue {
+	for {
+		q := p.send.Load()
+		q.mu.Lock()
+		if p.send.Load() == q {
+			return q
+		}
+		q.mu.Unlock()
+	}
 }
 
 // Len is the number of messages waiting to be read, including one that a
@@ -287,7 +308,7 @@ func (p *Pipe) Stats() Stats {
 
 // Settings returns the pipe's settings.
 func (p *Pipe) Settings() Settings {
-	q := p.send
+	q := p.recv
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.s

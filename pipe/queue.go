@@ -28,6 +28,11 @@ type Queue struct {
 	wantReadable bool
 	wantWritable bool
 
+	// roomWatch, when a link is attached, is woken when the bytes queued
+	// fall below roomMark, the level at which the link last looked.
+	roomWatch Watcher
+	roomMark  int64
+
 	enqueued  uint64
 	delivered uint64
 }
@@ -270,6 +275,10 @@ func (q *Queue) settleLocked(wk *wakeups) {
 	if q.wantReadable && q.msgs.len() > 0 {
 		q.wantReadable = false
 		wk.wake(q.outWatchers)
+	}
+	if q.roomWatch != nil && q.bytes < q.roomMark {
+		q.roomMark = q.bytes
+		wk.wake([]Watcher{q.roomWatch})
 	}
 	if q.wantWritable && q.roomLocked() {
 		q.wantWritable = false
