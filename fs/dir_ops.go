@@ -137,6 +137,9 @@ func (fs *fileSystem) Rmdir(cancel <-chan struct{}, header *fuse.InHeader, name 
 	if errno != 0 {
 		return status(errno)
 	}
+	fs.s.linkMu.Lock()
+	fs.s.unlinkLocked(pn)
+	fs.s.linkMu.Unlock()
 	pn.p.Close()
 	fs.s.log.Debug("pipe removed", "pipe", name)
 	return fuse.OK

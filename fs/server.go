@@ -41,6 +41,8 @@ type Server struct {
 	viaHelper bool
 	conn      uint32 // fusectl connection number, 0 if unknown
 
+	linkMu sync.Mutex // guards every pipeNode.link
+
 	closing   atomic.Bool
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -194,6 +196,9 @@ func (s *Server) Close(ctx context.Context) error {
 
 func (s *Server) closeAllPipes() {
 	for _, pn := range s.tree.closeAll() {
+		s.linkMu.Lock()
+		s.unlinkLocked(pn)
+		s.linkMu.Unlock()
 		pn.p.Close()
 	}
 }

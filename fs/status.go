@@ -33,14 +33,15 @@ func (s *Server) content(h *handle) []byte {
 	case kindPending:
 		return append(strconv.AppendInt(nil, int64(h.pn.p.Len()), 10), '\n')
 	case kindCtl:
-		return pipeStatus(h.pn)
+		return s.pipeStatus(h.pn)
 	case kindRootCtl:
 		return s.rootStatus()
 	}
 	return nil
 }
 
-func pipeStatus(pn *pipeNode) []byte {
+func (s *Server) pipeStatus(pn *pipeNode) []byte {
+	linkStatus := s.linkStatus(pn)
 	st := pn.p.Stats()
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "name %s\n", pn.p.Name())
@@ -54,7 +55,7 @@ func pipeStatus(pn *pipeNode) []byte {
 	fmt.Fprintf(&b, "delivered %d\n", st.Delivered)
 	fmt.Fprintf(&b, "readers %d\n", st.Readers)
 	fmt.Fprintf(&b, "writers %d\n", st.Writers)
-	fmt.Fprintf(&b, "link none\n")
+	b.WriteString(linkStatus)
 	pn.ctlMu.Lock()
 	if pn.lastErr != "" {
 		fmt.Fprintf(&b, "error %s\n", pn.lastErr)
@@ -96,10 +97,19 @@ func (s *Server) control(pn *pipeNode, data []byte) error {
 	defer pn.ctlMu.Unlock()
 	set := pn.p.Settings()
 	clearQueue := false
+	var actions []linkAction
 	var err error
 	for _, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" {
+			continue
+		}
+		if f := strings.Fields(line); linkCommands[f[0]] {
+			var act linkAction
+			if act, err = s.parseLinkCommand(pn, f); err != nil {
+				break
+			}
+			actions = append(actions, act)
 			continue
 		}
 		if f := strings.Fields(line); f[0] == "clear" {
@@ -125,6 +135,14 @@ func (s *Server) control(pn *pipeNode, data []byte) error {
 	}
 	if clearQueue {
 		pn.p.Clear()
+	}
+	// Link commands run last, in order; one that fails stops the rest.
+	for _, act := range actions {
+		if err := act(); err != nil {
+			pn.lastErr = err.Error()
+			s.log.Warn("ctl command failed", "pipe", pn.p.Name(), "err", pn.lastErr)
+			return err
+		}
 	}
 	return nil
 }

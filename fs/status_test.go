@@ -76,7 +76,7 @@ func TestPipeStatusKeys(t *testing.T) {
 		t.Fatalf("Read: %v", err)
 	}
 
-	keys, vals := statusLines(t, pipeStatus(pn))
+	keys, vals := statusLines(t, s.pipeStatus(pn))
 	if !slices.Equal(keys, pipeStatusKeys) {
 		t.Fatalf("status keys = %q; want %q", keys, pipeStatusKeys)
 	}
@@ -97,7 +97,7 @@ func TestPipeStatusKeys(t *testing.T) {
 	if errno := s.tree.rename("jobs", "work"); errno != 0 {
 		t.Fatalf("rename: %v", errno)
 	}
-	if _, vals := statusLines(t, pipeStatus(pn)); vals["name"] != "work" {
+	if _, vals := statusLines(t, s.pipeStatus(pn)); vals["name"] != "work" {
 		t.Errorf("status name after rename = %q; want work", vals["name"])
 	}
 }
@@ -183,7 +183,7 @@ func TestControl(t *testing.T) {
 			if got := pn.p.Settings(); got != tc.want {
 				t.Errorf("settings after control(%q) = %+v; want %+v", tc.cmd, got, tc.want)
 			}
-			keys, vals := statusLines(t, pipeStatus(pn))
+			keys, vals := statusLines(t, s.pipeStatus(pn))
 			if tc.ok {
 				if !slices.Equal(keys, pipeStatusKeys) {
 					t.Errorf("status keys after control(%q) = %q; want %q", tc.cmd, keys, pipeStatusKeys)
@@ -227,7 +227,7 @@ func TestControlErrorLine(t *testing.T) {
 		if (err == nil) != st.ok {
 			t.Fatalf("step %d: control(%q) = %v; want success %v", i, st.cmd, err, st.ok)
 		}
-		keys, vals := statusLines(t, pipeStatus(pn))
+		keys, vals := statusLines(t, s.pipeStatus(pn))
 		got, has := vals["error"]
 		switch {
 		case st.errLine == "" && has:
@@ -277,7 +277,7 @@ func TestReadSnapshot(t *testing.T) {
 	}
 	// A first read at a later offset (after lseek) still has content.
 	h2 := &handle{kind: kindCtl, pn: pn, srv: s}
-	if got := string(h2.readSnapshot(5, 4096)); got != string(pipeStatus(pn)[5:]) {
+	if got := string(h2.readSnapshot(5, 4096)); got != string(s.pipeStatus(pn)[5:]) {
 		t.Errorf("first read at offset 5 = %q; want the status from byte 5", got)
 	}
 	// The root ctl has no pipe.

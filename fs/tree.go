@@ -75,6 +75,8 @@ type pipeNode struct {
 
 	ctlMu   sync.Mutex
 	lastErr string // reason of the last refused ctl command
+
+	link *link // guarded by Server.linkMu
 }
 
 func (pn *pipeNode) fileIno(k nodeKind) uint64 {

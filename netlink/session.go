@@ -1,0 +1,331 @@
+package netlink
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Session moves messages between a local Endpoint and one peer, exactly
+// once and in order, across any number of connections made one after the
+// other. It keeps the state that makes that possible — sequence numbers,
+// the messages the peer has not acknowledged, the credit each side granted
+// — while connections come and go; Run serves one connection.
+type Session struct {
+	cfg Config
+	ep  Endpoint
+	log *slog.Logger
+	id  SessionID
+
+	// onClose, if set, is called once when the session is closed (a
+	// Server forgets it).
+	onClose func()
+
+	mu     sync.Mutex
+	closed bool
+	cur    *runSlot // the connection being served, if any
+	conn   *connRun // its running state, once the handshake is done
+
+	// The peer, once a handshake completed.
+	peerID   SessionID
+	hasPeer  bool
+	peerAddr string
+	peerName string // the pipe name a dialling peer asked for
+
+	// Sending.
+	out        outbox
+	limit      uint64 // the peer's credit: send while the cumulative cost stays within it
+	maxWritten uint64 // the highest sequence number ever written
+
+	// Receiving.
+	recvSeq uint64 // the last sequence number delivered
+	recvOff uint64 // the cumulative cost delivered
+	granted uint64 // the highest credit limit sent to the peer
+
+	stats Stats
+}
+
+// runSlot is the right to serve a connection: a session serves one at a
+// time. Cancelling ctx ends that connection; done is closed once it has
+// fully ended.
+type runSlot struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+}
+
+// NewSession returns a session for ep with a fresh session ID.
+func NewSession(cfg Config, ep Endpoint) (*Session, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return newSession(cfg, ep, newSessionID()), nil
+}
+
+func newSession(cfg Config, ep Endpoint, id SessionID) *Session {
+	return &Session{cfg: cfg, ep: ep, log: cfg.Logger, id: id, out: newOutbox()}
+}
+
+// ID returns the session's ID.
+func (s *Session) ID() SessionID { return s.id }
+
+// PeerName returns the pipe name the peer asked for in its HELLO (empty if
+// none, or before the first handshake).
+func (s *Session) PeerName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peerName
+}
+
+// Stats returns a snapshot of the session's status.
+func (s *Session) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Peer = s.peerAddr
+	st.Outbox = s.out.len()
+	if s.closed {
+		st.State = StateClosed
+	} else if s.conn != nil {
+		st.State = StateUp
+	}
+	return st
+}
+
+// Run serves one connection: it runs the handshake as role, resumes the
+// session from where the peer says it is, and moves messages until the
+// connection fails, the peer or Disconnect ends it, ctx ends, or the
+// session is closed. It always closes conn. A Run started while another is
+// serving takes over: the older one ends with ErrBusy.
+func (s *Session) Run(ctx context.Context, conn net.Conn, role Role) error {
+	return s.run(ctx, conn, role, true)
+}
+
+// run is Run; preempt says whether a connection being served gives way
+// to this one (true) or this one is refused with ErrBusy (false).
+func (s *Session) run(ctx context.Context, conn net.Conn, role Role, preempt bool) error {
+	var slot *runSlot
+	side := handshakeSide{
+		localID: func(SessionID) SessionID { return s.id },
+		resolve: func(peer *hello) (uint64, error) {
+			var err error
+			slot, err = s.acquire(ctx, preempt)
+			if err != nil {
+				return 0, err
+			}
+			return s.resumePoint(peer.id), nil
+		},
+	}
+	c, res, err := handshake(ctx, conn, role, s.cfg, side)
+	if err != nil {
+		if slot != nil {
+			s.release(slot, nil)
+		}
+		return err
+	}
+	return s.serve(slot, c, res)
+}
+
+// acquire waits for the right to serve a connection. With preempt, the
+// connection being served is ended; without, acquire fails with ErrBusy.
+func (s *Session) acquire(ctx context.Context, preempt bool) (*runSlot, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		cur := s.cur
+		if cur == nil {
+			slotCtx, cancel := context.WithCancelCause(ctx)
+			slot := &runSlot{ctx: slotCtx, cancel: cancel, done: make(chan struct{})}
+			s.cur = slot
+			s.mu.Unlock()
+			return slot, nil
+		}
+		s.mu.Unlock()
+		if !preempt {
+			return nil, fmt.Errorf("%w: a connection is already up", ErrBusy)
+		}
+		s.log.Info("connection replaced by a newer one")
+		cur.cancel(fmt.Errorf("%w: replaced by a newer connection", ErrBusy))
+		select {
+		case <-cur.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// release gives up the slot.
+func (s *Session) release(slot *runSlot, err error) {
+	s.mu.Lock()
+	if s.cur == slot {
+		s.cur = nil
+	}
+	s.conn = nil
+	if err != nil {
+		s.stats.Reason = err.Error()
+	}
+	s.mu.Unlock()
+	slot.cancel(nil)
+	close(slot.done)
+}
+
+// resumePoint is the last sequence number received from peer: 0 for a
+// peer not seen before (or seen in an earlier life, with another ID).
+func (s *Session) resumePoint(peer SessionID) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hasPeer && s.peerID == peer {
+		return s.recvSeq
+	}
+	return 0
+}
+
+// Disconnect ends the current connection on purpose: the peer receives
+// BYE with text (its endpoint gets the message "BYE text"), and the
+// connection closes after the peer has read it. It returns once the
+// connection has ended, or ctx ends. Without a connection it does
+// nothing. Nothing is lost: messages not acknowledged are resent on the
+// next connection.
+func (s *Session) Disconnect(ctx context.Context, text string) error {
+	if len(text) > MaxByeText-len("BYE ") {
+		text = text[:MaxByeText-len("BYE ")]
+	}
+	s.mu.Lock()
+	c, slot := s.conn, s.cur
+	if c == nil || slot == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	c.bye, c.byeText = true, text
+	s.mu.Unlock()
+	c.wakeWriter()
+	select {
+	case <-slot.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close ends the session for good: the current connection is cut and
+// later Runs fail with ErrClosed. It returns the messages taken from the
+// endpoint that the peer never acknowledged, oldest first; the peer may or
+// may not have received them, so the caller decides (put them back, or
+// count them as lost) rather than have them vanish silently.
+func (s *Session) Close() [][]byte {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	cur := s.cur
+	s.mu.Unlock()
+	if cur != nil {
+		cur.cancel(ErrClosed)
+		<-cur.done
+	}
+	if s.onClose != nil {
+		s.onClose()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.drain()
+}
+
+// handshake wraps conn in TLS if configured and runs the pipefs handshake
+// as role, bounded by the handshake timeout and ctx. On success the
+// returned conn is the one to serve; on failure conn is closed.
+func handshake(ctx context.Context, conn net.Conn, role Role, cfg Config, side handshakeSide) (*deadlineConn, *handshakeResult, error) {
+	side.secret, side.maxMessage = cfg.Secret, cfg.MaxMessage
+	if role == Dialer {
+		side.name = cfg.Name
+	}
+	// A cancelled ctx closes the connection, which ends any read or
+	// write in progress; stop reports whether that already happened.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	fail := func(err error) (*deadlineConn, *handshakeResult, error) {
+		stop()
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, fmt.Errorf("%s handshake with %v: %w", role, conn.RemoteAddr(), err)
+	}
+	conn.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	if cfg.TLS != nil {
+		tc := tls.Server(conn, cfg.TLS)
+		if role == Dialer {
+			tc = tls.Client(conn, cfg.TLS)
+		}
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fail(fmt.Errorf("TLS: %w", err))
+		}
+		conn = tc
+	}
+	dc := &deadlineConn{Conn: conn}
+	hs := &handshaker{side: side, w: dc, fr: &frameReader{r: bufio.NewReaderSize(dc, bufSize)}}
+	var res *handshakeResult
+	var err error
+	if role == Dialer {
+		res, err = hs.dial()
+	} else {
+		res, err = hs.accept()
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if !stop() {
+		return fail(ctx.Err())
+	}
+	conn.SetDeadline(time.Time{})
+	res.fr = hs.fr
+	return dc, res, nil
+}
+
+// begin makes the session ready to serve a connection whose handshake
+// learned res. A peer with a new ID has lost (or never had) state with
+// this side: numbering restarts and every message not acknowledged by the
+// old peer is sent again. A known peer resumes where it says it is.
+func (s *Session) begin(c *connRun, res *handshakeResult) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	peer := res.peer
+	if !s.hasPeer || s.peerID != peer.id {
+		if s.hasPeer {
+			s.log.Warn("peer has a new session ID (restarted?): starting over; unacknowledged messages are sent again",
+				"old", s.peerID, "new", peer.id, "unacked", s.out.len())
+		}
+		written := min(s.maxWritten-min(s.maxWritten, s.out.acked()), uint64(s.out.len()))
+		s.out.renumber()
+		s.maxWritten = written
+		s.limit, s.recvSeq, s.recvOff, s.granted = 0, 0, 0, 0
+		s.peerID, s.hasPeer = peer.id, true
+	}
+	if res.localSeq != s.recvSeq {
+		// resolve read recvSeq under the same slot; nothing may move it.
+		return fmt.Errorf("%w: sent resume point %d, now at %d", ErrResume, res.localSeq, s.recvSeq)
+	}
+	if res.peerRecvSeq < s.out.acked() || res.peerRecvSeq > s.out.last() {
+		return fmt.Errorf("%w: peer has received up to %d, this side has sent %d to %d unacknowledged",
+			ErrResume, res.peerRecvSeq, s.out.acked()+1, s.out.last())
+	}
+	s.out.ackTo(res.peerRecvSeq)
+	c.writeNext = res.peerRecvSeq + 1
+	s.peerName = peer.name
+	s.peerAddr = c.conn.RemoteAddr().String()
+	s.stats.MaxMessage = res.maxMessage
+	s.stats.Connections++
+	s.stats.Reason = ""
+	s.conn = c
+	return nil
+}

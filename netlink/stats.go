@@ -1,0 +1,53 @@
+package netlink
+
+// State is where a link or session stands.
+type State int
+
+const (
+	// StateDown: no connection, none being made (a session between
+	// connections, or a link told to disconnect).
+	StateDown State = iota
+	// StateConnecting: dialling, or waiting before the next dial.
+	StateConnecting
+	// StateListening: a rendezvous waiting for its partner to dial in.
+	StateListening
+	// StateUp: connected, handshake done, messages flowing.
+	StateUp
+	// StateFailed: stopped for a reason that retrying would not cure
+	// (wrong secret, TIMEOUT, ...) until told to reconnect.
+	StateFailed
+	// StateClosed: closed for good.
+	StateClosed
+)
+
+var stateNames = [...]string{"down", "connecting", "listening", "up", "failed", "closed"}
+
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "unknown"
+}
+
+// Stats is a snapshot of a session's or link's status, as the pipe's ctl
+// file shows it.
+type Stats struct {
+	State State
+	// Reason says why the state is down or failed (empty otherwise).
+	Reason string
+	// Peer is the address of the current or last peer.
+	Peer string
+	// Sent counts messages sent for the first time; Resent counts sends of
+	// messages already sent on an earlier connection.
+	Sent, Resent uint64
+	// Received counts messages delivered to the local endpoint.
+	Received uint64
+	// Outbox is the messages taken from the endpoint and not yet
+	// acknowledged by the peer (sent or not).
+	Outbox int
+	// MaxMessage is the max message negotiated on the last connection (0
+	// before the first).
+	MaxMessage int
+	// Connections counts the connections that completed a handshake.
+	Connections uint64
+}
