@@ -10,12 +10,12 @@ import (
 
 // sessionPair is two sessions, each with a memory endpoint.
 type sessionPair struct {
-	a, b     *Session
-	ea, eb   *memEndpoint
-	cfgA     Config
-	cfgB     Config
-	ctx      context.Context
-	cancel   context.CancelFunc
+	a, b   *Session
+	ea, eb *memEndpoint
+	cfgA   Config
+	cfgB   Config
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func newSessionPair(t *testing.T, capacity int64, tweak func(a, b *Config)) *sessionPair {

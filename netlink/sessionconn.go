@@ -85,9 +85,9 @@ func (s *Session) serve(slot *runSlot, conn *deadlineConn, res *handshakeResult)
 	ctx, cancel := context.WithCancelCause(slot.ctx)
 	c := &connRun{
 		s: s, conn: conn, fr: res.fr, maxMsg: res.maxMessage,
-		bw:     bufio.NewWriterSize(conn, bufSize),
-		ctx:    ctx, cancel: cancel,
-		wake:   make(chan struct{}, 1), pullWake: make(chan struct{}, 1),
+		bw:  bufio.NewWriterSize(conn, bufSize),
+		ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1), pullWake: make(chan struct{}, 1),
 	}
 	defer func() {
 		cancel(err)
