@@ -29,6 +29,7 @@ pipe with the files in, out, pending and ctl.
 Usage:
   pipefs mount [flags] MOUNTPOINT   mount and serve in the foreground
   pipefs umount MOUNTPOINT          unmount cleanly (the daemon exits 0)
+  pipefs bench [flags]              measure pipefs against FIFOs and sockets
   pipefs version                    print the version
   pipefs COMMAND --help             help on a command
 
@@ -50,6 +51,8 @@ func run(args []string) int {
 		err = cmdMount(args[1:])
 	case "umount", "unmount":
 		err = cmdUmount(args[1:])
+	case "bench":
+		err = cmdBench(args[1:])
 	case "version", "--version", "-version":
 		err = cmdVersion(args[1:])
 	case "help", "-h", "--help", "-help":
