@@ -100,7 +100,11 @@ func (s *Server) serveWrite(unique uint64, in readIn, data []byte) {
 		return
 	}
 	nonblock := in.Flags&syscall.O_NONBLOCK != 0
-	n, err := h.writer.Write(data, true, nil, nil)
+	// Readers this write wakes are answered after the writer, which can
+	// then go on writing while they are.
+	var woken pipe.Deferred
+	defer woken.Run()
+	n, err := h.writer.WriteDeferred(data, true, nil, nil, &woken)
 	if errors.Is(err, pipe.ErrWouldBlock) && !nonblock {
 		pk := s.enterPark(unique, true)
 		n, err = h.writer.Write(data, false, &pk.write, pk)

@@ -60,12 +60,32 @@ func (p *Pipe) NewWriter() *Writer { return &Writer{p: p} }
 // req, returns ErrParked, and completes req later. Other errors: ErrTooBig,
 // ErrClosed.
 func (w *Writer) Write(data []byte, nonblock bool, req *WriteRequest, notify WriteNotifier) (int, error) {
+	var d Deferred
+	n, err := w.WriteDeferred(data, nonblock, req, notify, &d)
+	d.Run()
+	return n, err
+}
+
+// Deferred holds the completions and wake-ups an operation caused, for
+// the caller to deliver with Run once it has answered its own request: a
+// FUSE server answers the writer first, so that it can go on writing while
+// the reader it woke is being answered.
+type Deferred struct{ wk wakeups }
+
+// Run delivers what was deferred; the Deferred can then be reused.
+func (d *Deferred) Run() {
+	d.wk.run()
+	d.wk = wakeups{}
+}
+
+// WriteDeferred is Write, leaving the completions it causes in d.
+func (w *Writer) WriteDeferred(data []byte, nonblock bool, req *WriteRequest, notify WriteNotifier, d *Deferred) (int, error) {
 	// The copy is the message storage: messages are views of it, so a
 	// write costs one allocation however many lines it holds.
 	chunk := make([]byte, len(data))
 	copy(chunk, data)
 
-	var wk wakeups
+	wk := &d.wk
 	q := w.p.lockSend()
 	if q.closed {
 		q.mu.Unlock()
@@ -78,9 +98,8 @@ func (w *Writer) Write(data []byte, nonblock bool, req *WriteRequest, notify Wri
 	}
 	if q.writers.n == 0 && q.fitsLocked(total) {
 		q.commitLocked(w, chunk)
-		q.settleLocked(&wk)
+		q.settleLocked(wk)
 		q.mu.Unlock()
-		wk.run()
 		return len(data), nil
 	}
 	if nonblock || req == nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -33,6 +34,7 @@ Flags:
 		maxMessage = fl.String("max-message", fmt.Sprint(pipe.DefaultMaxMessage), "default max message size of new pipes, in bytes (K, M, G suffixes)")
 		debug      = fl.Bool("debug", false, "log every FUSE request")
 		readers    = fl.Int("readers", 2, "goroutines reading requests from the kernel")
+		cpuProfile = fl.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` when it exits")
 	)
 	pos, err := parseInterspersed(fl, args)
 	if err != nil {
@@ -58,6 +60,17 @@ Flags:
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	srv, err := fs.New(fs.Options{
 		Mountpoint: pos[0],
 		AllowOther: *allowOther,
