@@ -76,7 +76,7 @@ func (s *Server) dispatch(req []byte, sc *loopScratch) {
 		}
 	case opInterrupt:
 		if len(body) >= 8 {
-			s.interrupt(h.Unique, ne.Uint64(body))
+			s.interrupt(ne.Uint64(body))
 			return
 		}
 	default:

@@ -43,7 +43,15 @@ const parkShards = 16
 type parkShard struct {
 	mu sync.Mutex
 	m  map[uint64]*parked
+	// early holds INTERRUPTs whose request was not parked when they
+	// came: it may be parked a moment later by the other loop goroutine.
+	// Requests answered without parking leave their entry behind;
+	// request numbers are never reused, so a stale entry is harmless,
+	// and the set is simply emptied when it grows past earlyMax.
+	early map[uint64]struct{}
 }
+
+const earlyMax = 256
 
 type parkTable struct {
 	shards [parkShards]parkShard
@@ -53,6 +61,7 @@ func newParkTable() *parkTable {
 	t := &parkTable{}
 	for i := range t.shards {
 		t.shards[i].m = make(map[uint64]*parked)
+		t.shards[i].early = make(map[uint64]struct{})
 	}
 	return t
 }
@@ -73,6 +82,10 @@ func (s *Server) enterPark(unique uint64, isWrite bool) *parked {
 	sh := s.parks.shard(unique)
 	sh.mu.Lock()
 	sh.m[unique] = pk
+	if _, ok := sh.early[unique]; ok {
+		delete(sh.early, unique)
+		pk.interrupted = true
+	}
 	sh.mu.Unlock()
 	return pk
 }
@@ -140,17 +153,21 @@ func (s *Server) afterPark(unique uint64) {
 }
 
 // interrupt handles FUSE_INTERRUPT for request target.
-func (s *Server) interrupt(unique, target uint64) {
+func (s *Server) interrupt(target uint64) {
 	sh := s.parks.shard(target)
 	sh.mu.Lock()
 	pk := sh.m[target]
 	if pk == nil {
+		// Not parked: it is being answered right now, or is about to
+		// be parked by the other loop goroutine (enterPark will find
+		// the mark). An INTERRUPT needs no reply. Answering EAGAIN
+		// instead would make the kernel resend it at once, in a loop,
+		// for as long as the request takes.
+		if len(sh.early) >= earlyMax {
+			clear(sh.early)
+		}
+		sh.early[target] = struct{}{}
 		sh.mu.Unlock()
-		// Not parked: either it is being answered right now, or it has
-		// not reached us yet. EAGAIN makes the kernel send the
-		// INTERRUPT again if the request is still pending, and is
-		// ignored (ENOENT) if it was answered.
-		s.replyErr(unique, syscall.EAGAIN)
 		return
 	}
 	pk.interrupted = true

@@ -125,7 +125,7 @@ func TestRegressionInterruptOfParkedWriteDeadlocks(t *testing.T) {
 	}
 
 	done := make(chan struct{})
-	go func() { s.interrupt(a|1, a); close(done) }()
+	go func() { s.interrupt(a); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(3 * time.Second):
@@ -162,7 +162,7 @@ func TestRegressionInterruptRacesPark(t *testing.T) {
 			// the other loop goroutine can: from then until afterPark.
 			for !inParkTable(s, u) {
 			}
-			s.interrupt(u|1, u)
+			s.interrupt(u)
 		}()
 		<-spinning
 		s.serveRead(u, readIn{Fh: fh, Size: 10}, sc)
@@ -170,7 +170,7 @@ func TestRegressionInterruptRacesPark(t *testing.T) {
 		// Like the kernel after EAGAIN: repeat the INTERRUPT until the
 		// read is answered.
 		for len(dev.wait(u, 10*time.Millisecond)) == 0 {
-			s.interrupt(u|1, u)
+			s.interrupt(u)
 		}
 		if r := dev.wait(u, time.Second); len(r) != 1 || r[0].errno != syscall.EINTR {
 			t.Fatalf("read %d: replies %+v; want one EINTR", u, r)
