@@ -23,10 +23,16 @@ type link struct {
 	other     *pipeNode // the other end of a pipe link
 	otherPort *pipe.Port
 	isA       bool // this pipe is side a of pipeLink
+
+	tcp     *netlink.Link    // link tcp
+	session *netlink.Session // a pipe made by a listening pipe for a peer
+
+	server     *netlink.Server // listen tcp
+	stopServer func()
 }
 
 // linkCommands are the ctl verbs handled here rather than by the engine.
-var linkCommands = map[string]bool{"link": true, "unlink": true}
+var linkCommands = map[string]bool{"link": true, "unlink": true, "listen": true, "disconnect": true}
 
 // linkAction is a checked link command, run after the write's settings
 // took effect.
@@ -41,11 +47,15 @@ func (s *Server) parseLinkCommand(pn *pipeNode, f []string) (linkAction, error) 
 			return nil, pipe.Invalidf("unlink takes no argument")
 		}
 		return func() error { return s.unlink(pn) }, nil
+	case "listen", "disconnect":
+		return s.parseTCPCommand(pn, f)
 	case "link":
 		if len(f) < 2 {
-			return nil, pipe.Invalidf("link needs a kind: link fifo DIR, link pipe OTHER")
+			return nil, pipe.Invalidf("link needs a kind: link tcp HOST:PORT, link fifo DIR, link pipe OTHER")
 		}
 		switch f[1] {
+		case "tcp":
+			return s.parseTCPCommand(pn, f)
 		case "fifo":
 			if len(f) != 3 {
 				return nil, pipe.Invalidf("link fifo takes one directory")
@@ -65,7 +75,7 @@ func (s *Server) parseLinkCommand(pn *pipeNode, f []string) (linkAction, error) 
 			}
 			return func() error { return s.linkPipe(pn, f[2]) }, nil
 		}
-		return nil, pipe.Invalidf("link %s: unknown kind (want fifo or pipe)", f[1])
+		return nil, pipe.Invalidf("link %s: unknown kind (want tcp, fifo or pipe)", f[1])
 	}
 	return nil, pipe.Invalidf("unknown command %q", f[0])
 }
@@ -140,6 +150,13 @@ func (s *Server) unlinkLocked(pn *pipeNode) {
 		return
 	}
 	switch {
+	case l.tcp != nil:
+		pn.tcpLink.Store(nil)
+		l.port.Join(l.tcp.Close())
+	case l.session != nil:
+		l.port.Join(l.session.Close())
+	case l.server != nil:
+		l.stopServer() // the pipes it made keep their own links
 	case l.fifo != nil:
 		l.port.Join(l.fifo.Close())
 	case l.pipeLink != nil:
@@ -168,6 +185,28 @@ func (s *Server) linkStatus(pn *pipeNode) string {
 	var sent, received uint64
 	state := "up"
 	switch {
+	case l.tcp != nil || l.session != nil:
+		var st netlink.Stats
+		if l.tcp != nil {
+			st = l.tcp.Stats()
+		} else {
+			st = l.session.Stats()
+		}
+		state = st.State.String()
+		if st.Reason != "" {
+			state += " " + st.Reason
+		}
+		peer := st.Peer
+		if peer == "" {
+			peer = "-"
+		}
+		fmt.Fprintf(&b, "link tcp %s %s\npeer %s\nsent %d\nreceived %d\nresent %d\n", l.target, state, peer, st.Sent, st.Received, st.Resent)
+		msgs, _ := l.port.Outbox()
+		fmt.Fprintf(&b, "outbox %d\n", msgs+st.Outbox)
+		return b.String()
+	case l.server != nil:
+		fmt.Fprintf(&b, "link listen %s listening\npeer -\nsent 0\nreceived 0\nresent 0\noutbox 0\nsessions %d\n", l.target, l.server.Sessions())
+		return b.String()
 	case l.fifo != nil:
 		sent, received = l.fifo.Counts()
 		if err := l.fifo.Err(); err != nil {

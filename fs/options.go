@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"crypto/tls"
 	"log/slog"
 
 	"pipefs/pipe"
@@ -22,6 +23,13 @@ type Options struct {
 	Debug bool
 	// Version is reported by the root ctl file.
 	Version string
+	// Secret is the shared secret TCP links prove by default (a link
+	// command's secret=PATH overrides it); nil means none.
+	Secret []byte
+	// Insecure allows links and listeners off loopback without a secret.
+	Insecure bool
+	// TLS, when set, encrypts TCP links (see netlink.LoadTLS).
+	TLS *tls.Config
 	// Readers is how many goroutines read requests from the kernel. Two
 	// is the measured optimum on small machines: each extra idle reader
 	// turns a request into an extra sleep and wake-up. Zero means two.

@@ -120,6 +120,9 @@ func (s *Server) serveWrite(unique uint64, in readIn, data []byte) {
 		return
 	}
 	s.replyWrite(unique, n)
+	if l := h.pn.tcpLink.Load(); l != nil {
+		l.Reconnect() // after a disconnect, the next write reconnects
+	}
 }
 
 // servePoll answers FUSE_POLL with the file's readiness, and arms the

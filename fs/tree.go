@@ -3,9 +3,11 @@ package fs
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"pipefs/netlink"
 	"pipefs/pipe"
 )
 
@@ -77,6 +79,9 @@ type pipeNode struct {
 	lastErr string // reason of the last refused ctl command
 
 	link *link // guarded by Server.linkMu
+	// tcpLink is link.tcp, readable without the lock: a write to `in`
+	// reconnects a link that was told to disconnect.
+	tcpLink atomic.Pointer[netlink.Link]
 }
 
 func (pn *pipeNode) fileIno(k nodeKind) uint64 {

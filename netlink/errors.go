@@ -52,6 +52,10 @@ var (
 	ErrBusy = errors.New("session busy")
 )
 
+// errEndpoint marks errors of the local Endpoint (a destroyed pipe), which
+// end a link rather than make it retry.
+var errEndpoint = errors.New("endpoint")
+
 // ByeError is the peer's BYE: it disconnected on purpose, with a text.
 // It matches ErrPeerBye.
 type ByeError struct{ Text string }

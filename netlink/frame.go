@@ -42,6 +42,7 @@ const (
 	framePing      frameType = 0x13
 	framePong      frameType = 0x14
 	frameBye       frameType = 0x15
+	frameError     frameType = 0x16
 
 	frameExtension frameType = 0x80
 )
@@ -49,7 +50,7 @@ const (
 var frameNames = map[frameType]string{
 	frameHello: "HELLO", frameChallenge: "CHALLENGE", frameAuth: "AUTH",
 	frameData: "DATA", frameAck: "ACK", frameCredit: "CREDIT",
-	framePing: "PING", framePong: "PONG", frameBye: "BYE",
+	framePing: "PING", framePong: "PONG", frameBye: "BYE", frameError: "ERROR",
 }
 
 func (t frameType) String() string {
@@ -65,7 +66,8 @@ type frame struct {
 	// value is DATA's sequence number, ACK's cumulative sequence number,
 	// CREDIT's byte limit, PING's and PONG's token.
 	value uint64
-	// data is DATA's message, BYE's text, or a handshake frame's body.
+	// data is DATA's message, BYE's and ERROR's text, or a handshake
+	// frame's body.
 	data []byte
 }
 
@@ -86,7 +88,7 @@ func (t frameType) maxBody(maxData int) int {
 		return seqSize + maxData
 	case t == frameAck, t == frameCredit, t == framePing, t == framePong:
 		return seqSize
-	case t == frameBye:
+	case t == frameBye, t == frameError:
 		return MaxByeText
 	case t == frameHello, t == frameChallenge, t == frameAuth:
 		return maxHandshakeBody

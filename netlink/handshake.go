@@ -209,16 +209,21 @@ func (hs *handshaker) send(t frameType, body []byte) error {
 
 // refuse tells the peer why it is refused (best effort) and returns err.
 func (hs *handshaker) refuse(err error) error {
+	hs.w.Write(errorFrame(err))
+	return err
+}
+
+// errorFrame encodes an ERROR frame carrying err's text.
+func errorFrame(err error) []byte {
 	text := err.Error()
 	if len(text) > MaxByeText {
 		text = text[:MaxByeText]
 	}
-	hs.w.Write(appendFrame(nil, frame{typ: frameBye, data: []byte(text)}))
-	return err
+	return appendFrame(nil, frame{typ: frameError, data: []byte(text)})
 }
 
-// expect reads the next frame, which must be of type want; a BYE is the
-// peer's refusal.
+// expect reads the next frame, which must be of type want; an ERROR (or
+// BYE) is the peer's refusal.
 func (hs *handshaker) expect(want frameType) ([]byte, error) {
 	f, err := hs.fr.next()
 	if err != nil {
@@ -227,11 +232,11 @@ func (hs *handshaker) expect(want frameType) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("waiting for %s: %w", want, err)
 	}
-	if f.typ == frameBye {
+	if f.typ == frameError || f.typ == frameBye {
 		return nil, fmt.Errorf("%w: %s", ErrRefused, f.data)
 	}
 	if f.typ != want {
-		return nil, fmt.Errorf("%w: got %s, want %s", ErrHandshake, f.typ, want)
+		return nil, hs.refuse(fmt.Errorf("%w: got %s, want %s", ErrHandshake, f.typ, want))
 	}
 	return f.data, nil
 }

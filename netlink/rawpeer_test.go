@@ -192,8 +192,8 @@ func TestSessionResumeMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, err := peer.fr.next()
-	if err != nil || f.typ != frameBye {
-		t.Fatalf("after a bad resume point the peer read %v, %v; want BYE", f, err)
+	if err != nil || f.typ != frameError {
+		t.Fatalf("after a bad resume point the peer read %v, %v; want ERROR", f, err)
 	}
 	c1.Close()
 	if err := wait(t, "Run", errS); !errors.Is(err, ErrResume) {

@@ -30,6 +30,9 @@ type Session struct {
 	closed bool
 	cur    *runSlot // the connection being served, if any
 	conn   *connRun // its running state, once the handshake is done
+	// pendingBye is a Disconnect that came after the handshake took the
+	// slot but before serving began.
+	pendingBye *string
 
 	// The peer, once a handshake completed.
 	peerID   SessionID
@@ -104,37 +107,58 @@ func (s *Session) Stats() Stats {
 // session is closed. It always closes conn. A Run started while another is
 // serving takes over: the older one ends with ErrBusy.
 func (s *Session) Run(ctx context.Context, conn net.Conn, role Role) error {
-	return s.run(ctx, conn, role, true)
+	est, err := s.establish(ctx, ctx, conn, role, true)
+	if err != nil {
+		return err
+	}
+	return s.serve(est)
 }
 
-// run is Run; preempt says whether a connection being served gives way
-// to this one (true) or this one is refused with ErrBusy (false).
-func (s *Session) run(ctx context.Context, conn net.Conn, role Role, preempt bool) error {
+// established is a connection whose handshake is done, holding the
+// session's run slot: serve it, or abort it.
+type established struct {
+	slot *runSlot
+	conn *deadlineConn
+	res  *handshakeResult
+}
+
+// abort gives up an established connection without serving it.
+func (s *Session) abort(est *established) {
+	est.conn.Close()
+	s.release(est.slot, nil)
+}
+
+// establish runs the handshake as role, bounded by hctx, and takes the run
+// slot, whose connection then lives until runCtx ends. preempt says
+// whether a connection being served gives way to this one (true) or this
+// one is refused with ErrBusy (false).
+func (s *Session) establish(hctx, runCtx context.Context, conn net.Conn, role Role, preempt bool) (*established, error) {
 	var slot *runSlot
 	side := handshakeSide{
 		localID: func(SessionID) SessionID { return s.id },
 		resolve: func(peer *hello) (uint64, error) {
 			var err error
-			slot, err = s.acquire(ctx, preempt)
+			slot, err = s.acquire(hctx, runCtx, preempt)
 			if err != nil {
 				return 0, err
 			}
 			return s.resumePoint(peer.id), nil
 		},
 	}
-	c, res, err := handshake(ctx, conn, role, s.cfg, side)
+	c, res, err := handshake(hctx, conn, role, s.cfg, side)
 	if err != nil {
 		if slot != nil {
 			s.release(slot, nil)
 		}
-		return err
+		return nil, err
 	}
-	return s.serve(slot, c, res)
+	return &established{slot: slot, conn: c, res: res}, nil
 }
 
-// acquire waits for the right to serve a connection. With preempt, the
-// connection being served is ended; without, acquire fails with ErrBusy.
-func (s *Session) acquire(ctx context.Context, preempt bool) (*runSlot, error) {
+// acquire waits, within ctx, for the right to serve a connection until
+// parent ends. With preempt, the connection being served is ended;
+// without, acquire fails with ErrBusy.
+func (s *Session) acquire(ctx, parent context.Context, preempt bool) (*runSlot, error) {
 	for {
 		s.mu.Lock()
 		if s.closed {
@@ -143,7 +167,7 @@ func (s *Session) acquire(ctx context.Context, preempt bool) (*runSlot, error) {
 		}
 		cur := s.cur
 		if cur == nil {
-			slotCtx, cancel := context.WithCancelCause(ctx)
+			slotCtx, cancel := context.WithCancelCause(parent)
 			slot := &runSlot{ctx: slotCtx, cancel: cancel, done: make(chan struct{})}
 			s.cur = slot
 			s.mu.Unlock()
@@ -170,6 +194,7 @@ func (s *Session) release(slot *runSlot, err error) {
 		s.cur = nil
 	}
 	s.conn = nil
+	s.pendingBye = nil
 	if err != nil {
 		s.stats.Reason = err.Error()
 	}
@@ -201,13 +226,19 @@ func (s *Session) Disconnect(ctx context.Context, text string) error {
 	}
 	s.mu.Lock()
 	c, slot := s.conn, s.cur
-	if c == nil || slot == nil {
+	if slot == nil {
 		s.mu.Unlock()
 		return nil
 	}
-	c.bye, c.byeText = true, text
-	s.mu.Unlock()
-	c.wakeWriter()
+	if c == nil {
+		// Between handshake and serving: serving starts with the BYE.
+		s.pendingBye = &text
+		s.mu.Unlock()
+	} else {
+		c.bye, c.byeText = true, text
+		s.mu.Unlock()
+		c.wakeWriter()
+	}
 	select {
 	case <-slot.done:
 		return nil
@@ -321,11 +352,16 @@ func (s *Session) begin(c *connRun, res *handshakeResult) error {
 	}
 	s.out.ackTo(res.peerRecvSeq)
 	c.writeNext = res.peerRecvSeq + 1
+	c.ackSent = s.recvSeq // the peer learned it from AUTH
 	s.peerName = peer.name
 	s.peerAddr = c.conn.RemoteAddr().String()
 	s.stats.MaxMessage = res.maxMessage
 	s.stats.Connections++
 	s.stats.Reason = ""
 	s.conn = c
+	if s.pendingBye != nil {
+		c.bye, c.byeText = true, *s.pendingBye
+		s.pendingBye = nil
+	}
 	return nil
 }

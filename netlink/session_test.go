@@ -155,8 +155,8 @@ func TestSessionDisconnect(t *testing.T) {
 	if err := p.a.Disconnect(p.ctx, "see you"); err != nil {
 		t.Fatal(err)
 	}
-	if got := p.eb.recv(t); got != "BYE see you" {
-		t.Fatalf("peer received %q, want %q", got, "BYE see you")
+	if got := p.eb.recv(t); got != "BYE see you\n" {
+		t.Fatalf("peer received %q, want %q", got, "BYE see you\n")
 	}
 	if err := wait(t, "a's Run", errA); !errors.Is(err, ErrDisconnected) {
 		t.Errorf("disconnecting side's Run = %v, want ErrDisconnected", err)
@@ -172,8 +172,8 @@ func TestSessionDisconnect(t *testing.T) {
 	if err := p.b.Disconnect(p.ctx, ""); err != nil {
 		t.Fatal(err)
 	}
-	if got := p.ea.recv(t); got != "BYE" {
-		t.Fatalf("peer received %q, want %q", got, "BYE")
+	if got := p.ea.recv(t); got != "BYE\n" {
+		t.Fatalf("peer received %q, want %q", got, "BYE\n")
 	}
 	// Without a connection there is nothing to do.
 	if err := p.b.Disconnect(p.ctx, "again"); err != nil {

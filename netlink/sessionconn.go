@@ -80,8 +80,10 @@ func (c *connRun) wakeWriter() { signal(c.wake) }
 // fail ends the connection with err unless it is already ending.
 func (c *connRun) fail(err error) { c.cancel(err) }
 
-// serve moves messages over conn until it ends, then releases slot.
-func (s *Session) serve(slot *runSlot, conn *deadlineConn, res *handshakeResult) (err error) {
+// serve moves messages over an established connection until it ends,
+// then releases its slot.
+func (s *Session) serve(est *established) (err error) {
+	slot, conn, res := est.slot, est.conn, est.res
 	ctx, cancel := context.WithCancelCause(slot.ctx)
 	c := &connRun{
 		s: s, conn: conn, fr: res.fr, maxMsg: res.maxMessage,
@@ -96,8 +98,8 @@ func (s *Session) serve(slot *runSlot, conn *deadlineConn, res *handshakeResult)
 	}()
 	if err := s.begin(c, res); err != nil {
 		// Tell the peer why, so it does not just retry in silence.
-		writeFrame(c.bw, frame{typ: frameBye, data: []byte(err.Error())})
-		c.bw.Flush()
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		conn.Write(errorFrame(err))
 		return err
 	}
 	c.fr.maxData = c.maxMsg
@@ -175,14 +177,19 @@ func (c *connRun) reader() error {
 		case framePong:
 		case frameBye:
 			text := string(f.data)
+			// A line, like every message of a lines-mode pipe, so that
+			// `read -r line < out` and `head -n 1 out` see it.
 			msg := "BYE"
 			if text != "" {
 				msg += " " + text
 			}
+			msg += "\n"
 			if err := s.ep.Deliver([]byte(msg)); err != nil {
-				return fmt.Errorf("delivering BYE: %w", err)
+				return fmt.Errorf("%w: delivering BYE: %w", errEndpoint, err)
 			}
 			return &ByeError{Text: text}
+		case frameError:
+			return fmt.Errorf("%w: %s", ErrRefused, f.data)
 		default:
 			if f.typ < frameExtension {
 				return fmt.Errorf("%w: unexpected %s frame", ErrProtocol, f.typ)
@@ -210,7 +217,7 @@ func (c *connRun) receive(f frame) error {
 	// Deliver comes before recvOff grows: the writer reads recvOff before
 	// Room, so it may under-count credit but never over-count it.
 	if err := s.ep.Deliver(f.data); err != nil {
-		return fmt.Errorf("delivering: %w", err)
+		return fmt.Errorf("%w: delivering: %w", errEndpoint, err)
 	}
 	s.mu.Lock()
 	s.recvSeq = f.value
@@ -269,7 +276,7 @@ func (c *connRun) puller() error {
 			if c.ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("taking a message from the endpoint: %w", err)
+			return fmt.Errorf("%w: taking a message: %w", errEndpoint, err)
 		}
 	}
 }
@@ -351,6 +358,9 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 			return fmt.Errorf("writing: %w", err)
 		}
 		if tooLarge != nil {
+			// The peer would wait for this message for ever; say why not.
+			c.bw.Write(errorFrame(tooLarge))
+			c.bw.Flush()
 			return tooLarge
 		}
 		if bye {

@@ -177,3 +177,21 @@ func (pt *Port) Join(unsent [][]byte) error {
 	wk.run()
 	return nil
 }
+
+// Post queues one whole message for the pipe's readers, whatever its mode
+// and even over capacity: a listening pipe announces the pipes it made
+// this way.
+func (p *Pipe) Post(m []byte) error {
+	q := p.recv
+	var wk wakeups
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
+	}
+	q.pushLocked(m)
+	q.settleLocked(&wk)
+	q.mu.Unlock()
+	wk.run()
+	return nil
+}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"pipefs/fs"
+	"pipefs/netlink"
 	"pipefs/pipe"
 )
 
@@ -34,6 +37,11 @@ Flags:
 		maxMessage = fl.String("max-message", fmt.Sprint(pipe.DefaultMaxMessage), "default max message size of new pipes, in bytes (K, M, G suffixes)")
 		debug      = fl.Bool("debug", false, "log every FUSE request")
 		readers    = fl.Int("readers", 2, "goroutines reading requests from the kernel")
+		secretFile = fl.String("secret-file", "", "shared secret that TCP links prove (challenge-response; it never crosses the wire)")
+		insecure   = fl.Bool("insecure", false, "allow TCP links and listeners off loopback without a secret")
+		tlsCert    = fl.String("tls-cert", "", "certificate for TLS on TCP links (with --tls-key)")
+		tlsKey     = fl.String("tls-key", "", "private key for --tls-cert")
+		tlsCA      = fl.String("tls-ca", "", "CA that peers' certificates must chain to")
 		cpuProfile = fl.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` when it exits")
 	)
 	pos, err := parseInterspersed(fl, args)
@@ -52,6 +60,23 @@ Flags:
 	}
 	if err := defaults.Validate(); err != nil {
 		return usageErrorf("%v", err)
+	}
+
+	var secret []byte
+	if *secretFile != "" {
+		b, err := os.ReadFile(*secretFile)
+		if err != nil {
+			return fmt.Errorf("--secret-file: %w", err)
+		}
+		if secret = bytes.TrimSpace(b); len(secret) == 0 {
+			return fmt.Errorf("--secret-file %s is empty", *secretFile)
+		}
+	}
+	var tlsConfig *tls.Config
+	if *tlsCert != "" || *tlsKey != "" || *tlsCA != "" {
+		if tlsConfig, err = netlink.LoadTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {
+			return fmt.Errorf("TLS: %w", err)
+		}
 	}
 
 	level := slog.LevelInfo
@@ -79,6 +104,9 @@ Flags:
 		Debug:      *debug,
 		Version:    version,
 		Readers:    *readers,
+		Secret:     secret,
+		Insecure:   *insecure,
+		TLS:        tlsConfig,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,215 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"pipefs/netlink"
+	"pipefs/pipe"
+)
+
+// TCP links: `link tcp HOST:PORT [TIMEOUT] [secret=PATH]` (pIPC's network
+// pipe: whichever side comes first listens), `listen tcp [HOST]:PORT
+// [secret=PATH]` (pIPC's PipeServer: each connection becomes a new pipe),
+// and `disconnect [TEXT]`.
+
+// tcpOptions are the words after the address of a tcp command.
+type tcpOptions struct {
+	timeout time.Duration
+	secret  []byte
+}
+
+func (s *Server) parseTCPOptions(words []string, allowTimeout bool) (tcpOptions, error) {
+	o := tcpOptions{secret: s.opts.Secret}
+	for _, w := range words {
+		if path, ok := strings.CutPrefix(w, "secret="); ok {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return o, pipe.Invalidf("secret=%s: %v", path, err)
+			}
+			if b = []byte(strings.TrimSpace(string(b))); len(b) == 0 {
+				return o, pipe.Invalidf("secret=%s: the file is empty", path)
+			}
+			o.secret = b
+			continue
+		}
+		d, err := time.ParseDuration(w)
+		if !allowTimeout || err != nil || d <= 0 {
+			return o, pipe.Invalidf("%q: want a TIMEOUT such as 30s, or secret=PATH", w)
+		}
+		o.timeout = d
+	}
+	return o, nil
+}
+
+func (s *Server) netConfig(pn *pipeNode, o tcpOptions) netlink.Config {
+	return netlink.Config{
+		Secret:     o.secret,
+		TLS:        s.opts.TLS,
+		MaxMessage: int(pn.p.Settings().MaxMessage),
+		Logger:     s.log.With("pipe", pn.p.Name()),
+	}
+}
+
+func (s *Server) checkAddress(addr string, o tcpOptions) error {
+	err := netlink.CheckAddress(addr, len(o.secret) > 0 || netlink.MutualTLS(s.opts.TLS), s.opts.Insecure)
+	if err != nil {
+		return pipe.Invalidf("%v", err)
+	}
+	return nil
+}
+
+func (s *Server) parseTCPCommand(pn *pipeNode, f []string) (linkAction, error) {
+	switch {
+	case f[0] == "link" && len(f) >= 3 && f[1] == "tcp":
+		o, err := s.parseTCPOptions(f[3:], true)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.checkAddress(f[2], o); err != nil {
+			return nil, err
+		}
+		if _, _, err := net.SplitHostPort(f[2]); err != nil {
+			return nil, pipe.Invalidf("link tcp %s: want HOST:PORT", f[2])
+		}
+		addr := f[2]
+		return func() error { return s.linkTCP(pn, addr, o) }, nil
+	case f[0] == "listen":
+		if len(f) < 3 || f[1] != "tcp" {
+			return nil, pipe.Invalidf("listen takes tcp [HOST]:PORT [secret=PATH]")
+		}
+		o, err := s.parseTCPOptions(f[3:], false)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.checkAddress(f[2], o); err != nil {
+			return nil, err
+		}
+		addr := f[2]
+		return func() error { return s.listenTCP(pn, addr, o) }, nil
+	case f[0] == "disconnect":
+		text := strings.Join(f[1:], " ")
+		return func() error { return s.disconnect(pn, text) }, nil
+	}
+	return nil, pipe.Invalidf("link %s: unknown kind (want tcp, fifo or pipe)", f[1])
+}
+
+func (s *Server) linkTCP(pn *pipeNode, addr string, o tcpOptions) error {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	if pn.link != nil {
+		return pipe.Invalidf("already linked (%s); unlink first", pn.link.kind)
+	}
+	port, err := pn.p.Split()
+	if err != nil {
+		return err
+	}
+	l, err := netlink.NewLink(netlink.LinkConfig{
+		Config:     s.netConfig(pn, o),
+		Endpoint:   port,
+		Rendezvous: &netlink.Rendezvous{Addr: addr},
+		Timeout:    o.timeout,
+	})
+	if err != nil {
+		port.Join(nil)
+		return pipe.Invalidf("%v", err)
+	}
+	go l.Run(context.Background())
+	pn.link = &link{kind: "tcp", target: addr, port: port, tcp: l}
+	pn.tcpLink.Store(l)
+	s.log.Info("linked", "pipe", pn.p.Name(), "tcp", addr)
+	return nil
+}
+
+func (s *Server) listenTCP(pn *pipeNode, addr string, o tcpOptions) error {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	if pn.link != nil {
+		return pipe.Invalidf("already linked (%s); unlink first", pn.link.kind)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return pipe.Invalidf("listen tcp %s: %v", addr, err)
+	}
+	cfg := s.netConfig(pn, o)
+	srv, err := netlink.NewServer(netlink.ServerConfig{
+		Config: cfg,
+		Accept: func(sess *netlink.Session) (netlink.Endpoint, error) { return s.acceptTCP(pn, sess) },
+	})
+	if err != nil {
+		ln.Close()
+		return pipe.Invalidf("%v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go srv.Serve(ctx, ln)
+	pn.link = &link{kind: "listen", target: ln.Addr().String(), server: srv, stopServer: func() { cancel(); ln.Close() }}
+	s.log.Info("listening", "pipe", pn.p.Name(), "tcp", ln.Addr().String())
+	return nil
+}
+
+// acceptTCP makes the pipe for a new peer of server pipe srvPipe: named
+// as the peer asked (made unique), or SERVER.N; its name is queued on the
+// server pipe, so that reading the server's out is accept().
+func (s *Server) acceptTCP(srvPipe *pipeNode, sess *netlink.Session) (netlink.Endpoint, error) {
+	asked := sess.PeerName()
+	if checkPipeName(asked) != 0 || strings.ContainsAny(asked, "/\n") {
+		asked = ""
+	}
+	base := asked
+	if base == "" {
+		base = srvPipe.p.Name()
+	}
+	var n *node
+	for i := 0; ; i++ {
+		name := base + "." + strconv.Itoa(i)
+		if i == 0 {
+			if asked == "" {
+				continue // SERVER.1, SERVER.2, ...
+			}
+			name = asked
+		}
+		var errno syscall.Errno
+		n, errno = s.tree.create(name, srvPipe.p.Settings())
+		if errno == 0 {
+			break
+		}
+		if errno != syscall.EEXIST || i > 1<<16 {
+			return nil, fmt.Errorf("create pipe %s: %v", name, errno)
+		}
+	}
+	s.tree.forget(n.ino, 1) // the kernel holds no reference to it yet
+	pn := n.pn
+	port, err := pn.p.Split()
+	if err != nil {
+		return nil, err
+	}
+	s.linkMu.Lock()
+	pn.link = &link{kind: "tcp", target: sess.Stats().Peer, port: port, session: sess}
+	s.linkMu.Unlock()
+	if err := srvPipe.p.Post([]byte(pn.p.Name() + "\n")); err != nil {
+		s.log.Warn("could not announce an accepted pipe", "pipe", pn.p.Name(), "err", err)
+	}
+	s.log.Info("accepted", "server", srvPipe.p.Name(), "pipe", pn.p.Name(), "peer", sess.Stats().Peer)
+	return port, nil
+}
+
+func (s *Server) disconnect(pn *pipeNode, text string) error {
+	s.linkMu.Lock()
+	l := pn.link
+	s.linkMu.Unlock()
+	if l == nil || (l.tcp == nil && l.session == nil) {
+		return pipe.Invalidf("disconnect: not linked over tcp")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if l.tcp != nil {
+		return l.tcp.Disconnect(ctx, text)
+	}
+	return l.session.Disconnect(ctx, text)
+}

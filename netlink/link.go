@@ -1,0 +1,339 @@
+package netlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// LinkConfig configures a Link. Exactly one of Dial and Rendezvous says
+// how connections are made.
+type LinkConfig struct {
+	Config
+	Endpoint Endpoint
+	// Dial makes a dialling link: every connection is dialled, for
+	// instance to a Server. Tests inject their own.
+	Dial func(ctx context.Context) (net.Conn, error)
+	// Rendezvous makes pIPC's network pipe: whichever side comes first
+	// listens, the other dials.
+	Rendezvous *Rendezvous
+	// Timeout bounds how long the first connection may take, when Run
+	// starts and after each Reconnect; zero waits for ever. When it runs
+	// out the link is failed (ErrTimeout) until Reconnect, and nothing is
+	// lost: messages wait in the endpoint. Later drops are redialled
+	// without limit.
+	Timeout time.Duration
+	// BackoffMin and BackoffMax bound the delay between attempts; zero
+	// means DefaultBackoffMin and DefaultBackoffMax.
+	BackoffMin, BackoffMax time.Duration
+}
+
+// Link owns a Session across connections: it connects, serves the
+// connection, and when the connection drops connects again, with capped
+// exponential backoff, so that the endpoint never notices except in
+// Stats. A Disconnect, or a failure that retrying would not cure, makes
+// it wait for Reconnect.
+type Link struct {
+	cfg  LinkConfig
+	sess *Session
+	log  *slog.Logger
+
+	closeCtx context.Context // ends at Close
+	close    context.CancelFunc
+	done     chan struct{} // closed when Run returns
+
+	mu            sync.Mutex
+	ran           bool
+	state         State
+	reason        string
+	waiting       bool               // stay down until Reconnect
+	cancelConnect context.CancelFunc // ends the connection attempt in progress
+	reconnect     chan struct{}
+}
+
+// NewLink returns a link; Run starts it.
+func NewLink(cfg LinkConfig) (*Link, error) {
+	if (cfg.Dial == nil) == (cfg.Rendezvous == nil) {
+		return nil, errors.New("netlink: a link needs exactly one of Dial and Rendezvous")
+	}
+	if cfg.Endpoint == nil {
+		return nil, errors.New("netlink: a link needs an endpoint")
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if cfg.Rendezvous != nil {
+		if err := cfg.Rendezvous.check(); err != nil {
+			return nil, err
+		}
+		if cfg.TLS != nil && cfg.TLS.ServerName == "" {
+			// A rendezvous may dial: check the partner's certificate
+			// against the host it was told to meet.
+			host, _, _ := net.SplitHostPort(cfg.Rendezvous.Addr)
+			cfg.TLS = cfg.TLS.Clone()
+			cfg.TLS.ServerName = host
+		}
+	}
+	cfg.Config = cfg.Config.withDefaults()
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = DefaultBackoffMin
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		cfg.BackoffMax = max(DefaultBackoffMax, cfg.BackoffMin)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Link{
+		cfg: cfg, sess: newSession(cfg.Config, cfg.Endpoint, newSessionID()), log: cfg.Logger,
+		closeCtx: ctx, close: cancel, done: make(chan struct{}),
+		state: StateDown, reconnect: make(chan struct{}, 1),
+	}, nil
+}
+
+// Session returns the link's session.
+func (l *Link) Session() *Session { return l.sess }
+
+// Stats returns the link's status: its state and the session's counters.
+func (l *Link) Stats() Stats {
+	st := l.sess.Stats()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st.State != StateClosed {
+		st.State = l.state
+	}
+	st.Reason = l.reason
+	return st
+}
+
+func (l *Link) setState(s State, reason error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.state, l.reason = s, ""
+	if reason != nil {
+		l.reason = reason.Error()
+	}
+}
+
+// park makes the link wait for Reconnect in state s.
+func (l *Link) park(s State, reason error) {
+	l.mu.Lock()
+	l.waiting = true
+	l.mu.Unlock()
+	l.setState(s, reason)
+}
+
+// Run connects and serves connections until ctx ends or Close is called;
+// it returns ctx's error, or ErrClosed. It may be called once.
+func (l *Link) Run(ctx context.Context) error {
+	l.mu.Lock()
+	if l.ran {
+		l.mu.Unlock()
+		return errors.New("netlink: Link.Run called twice")
+	}
+	l.ran = true
+	l.mu.Unlock()
+	defer close(l.done)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(l.closeCtx, func() { cancel(ErrClosed) })
+	defer stop()
+
+	bo := &backoff{min: l.cfg.BackoffMin, max: l.cfg.BackoffMax}
+	timed := true // TIMEOUT applies to this attempt
+	for {
+		if err := l.waitForReconnect(ctx); err != nil {
+			return l.end(ctx)
+		}
+		est, err := l.connect(ctx, bo, timed)
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return l.end(ctx)
+			case l.isWaiting():
+				l.setState(StateDown, err) // Disconnect during the attempt
+			default:
+				l.log.Warn("link failed", "err", err)
+				l.park(StateFailed, err)
+			}
+			timed = true
+			continue
+		}
+		timed = false
+		bo.reset()
+		l.setState(StateUp, nil)
+		err = l.sess.serve(est)
+		switch {
+		case ctx.Err() != nil:
+			return l.end(ctx)
+		case errors.Is(err, ErrDisconnected):
+			l.park(StateDown, err)
+			timed = true
+		case isFatal(err):
+			l.log.Warn("link failed", "err", err)
+			l.park(StateFailed, err)
+			timed = true
+		default:
+			// A drop, or the peer's BYE: connect again (the peer will
+			// accept when it wants).
+			l.setState(StateConnecting, err)
+			if sleep(ctx, bo.next()) != nil {
+				return l.end(ctx)
+			}
+		}
+	}
+}
+
+// end is Run's return: the link is down (or closed) for good.
+func (l *Link) end(ctx context.Context) error {
+	err := context.Cause(ctx)
+	l.setState(StateDown, err)
+	return err
+}
+
+func (l *Link) isWaiting() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waiting
+}
+
+// waitForReconnect blocks while the link waits for Reconnect.
+func (l *Link) waitForReconnect(ctx context.Context) error {
+	for l.isWaiting() {
+		select {
+		case <-l.reconnect:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// connect makes one established connection: it dials or meets the
+// partner, retrying until it succeeds, a failure that retrying would not
+// cure, TIMEOUT (if timed), or Disconnect.
+func (l *Link) connect(ctx context.Context, bo *backoff, timed bool) (*established, error) {
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if timed && l.cfg.Timeout > 0 {
+		var cancelT context.CancelFunc
+		cctx, cancelT = context.WithTimeoutCause(cctx, l.cfg.Timeout,
+			fmt.Errorf("%w: no peer within %v", ErrTimeout, l.cfg.Timeout))
+		defer cancelT()
+	}
+	l.mu.Lock()
+	if l.waiting {
+		l.mu.Unlock()
+		return nil, ErrDisconnected
+	}
+	l.cancelConnect = func() { cancel(ErrDisconnected) }
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.cancelConnect = nil
+		l.mu.Unlock()
+	}()
+	var est *established
+	var err error
+	if l.cfg.Rendezvous != nil {
+		est, err = l.meet(cctx, ctx, bo)
+	} else {
+		est, err = l.dialLoop(cctx, ctx, bo)
+	}
+	if err != nil && cctx.Err() != nil {
+		err = context.Cause(cctx)
+	}
+	return est, err
+}
+
+// dialLoop dials until a handshake succeeds. Connections are served
+// within runCtx, attempts made within ctx.
+func (l *Link) dialLoop(ctx, runCtx context.Context, bo *backoff) (*established, error) {
+	for {
+		l.setState(StateConnecting, l.lastReason())
+		conn, err := l.cfg.Dial(ctx)
+		if err == nil {
+			var est *established
+			est, err = l.sess.establish(ctx, runCtx, conn, Dialer, false)
+			if err == nil {
+				return est, nil
+			}
+			if isFatal(err) || errors.Is(err, ErrSelfConnect) {
+				return nil, err
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		l.log.Info("dial failed", "err", err)
+		l.setState(StateConnecting, err)
+		if err := sleep(ctx, bo.next()); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (l *Link) lastReason() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.reason == "" {
+		return nil
+	}
+	return errors.New(l.reason)
+}
+
+// isFatal reports whether err is one that retrying would not cure: the
+// peer refused us or spoke nonsense after authenticating, the endpoint is
+// gone, or state cannot be resumed.
+func isFatal(err error) bool {
+	for _, e := range []error{ErrAuth, ErrRefused, ErrVersion, ErrResume, ErrProtocol, ErrMessageTooLarge, ErrClosed, errEndpoint} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Disconnect ends the current connection on purpose — the peer receives
+// "BYE text" — or the attempt to make one, and keeps the link down until
+// Reconnect. It returns once the connection has ended, or ctx ends.
+func (l *Link) Disconnect(ctx context.Context, text string) error {
+	l.mu.Lock()
+	l.waiting = true
+	if l.cancelConnect != nil {
+		l.cancelConnect()
+	}
+	l.mu.Unlock()
+	return l.sess.Disconnect(ctx, text)
+}
+
+// Reconnect lets a link that was disconnected, or failed, connect again
+// with the same parameters (TIMEOUT applies again). It does nothing to a
+// link that is connecting or up.
+func (l *Link) Reconnect() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.waiting {
+		l.waiting = false
+		l.state, l.reason = StateConnecting, ""
+		signal(l.reconnect)
+	}
+}
+
+// Close stops the link for good and waits for Run to return. It returns
+// the messages taken from the endpoint that the peer never acknowledged
+// (see Session.Close).
+func (l *Link) Close() [][]byte {
+	l.close()
+	l.mu.Lock()
+	ran := l.ran
+	l.ran = true // a later Run does nothing
+	l.mu.Unlock()
+	if ran {
+		<-l.done
+	}
+	return l.sess.Close()
+}

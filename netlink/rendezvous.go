@@ -1,0 +1,190 @@
+package netlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+)
+
+// DefaultListenWindow is how long a rendezvous listens before it closes
+// its listener and dials again (randomised up to twice as long).
+const DefaultListenWindow = 2 * time.Second
+
+// maxRendezvousHandshakes bounds the handshakes a listening rendezvous
+// runs at once; more connections are closed at once, so strangers that
+// connect and say nothing cannot crowd out the partner for long.
+const maxRendezvousHandshakes = 4
+
+// Rendezvous is pIPC's network pipe, `link tcp HOST:PORT`: whichever of
+// the two sides comes first listens on the port, the other connects.
+//
+// Each attempt dials Addr; if nobody answers, it listens on ListenAddr and
+// accepts the partner. A listener is kept for a random window and then
+// closed before dialling again: two sides on two hosts that started
+// together would otherwise both listen for ever, and on one host a
+// listener left open while dialling its own address is how a side meets
+// itself. After a drop the same dance starts again. Should a side reach
+// itself anyway, the handshake sees its own session ID (ErrSelfConnect)
+// and it tries again.
+type Rendezvous struct {
+	// Addr is HOST:PORT, the same on both sides when on one host.
+	Addr string
+	// ListenAddr is where to listen when nobody answers: Addr itself when
+	// HOST is a loopback address, ":PORT" (every interface) otherwise.
+	ListenAddr string
+	// Window is how long to listen before dialling again; zero means
+	// DefaultListenWindow. Each window is randomised up to twice this.
+	Window time.Duration
+	// Dial and Listen default to TCP; tests inject their own.
+	Dial   func(ctx context.Context, addr string) (net.Conn, error)
+	Listen func(ctx context.Context, addr string) (net.Listener, error)
+}
+
+func (r *Rendezvous) check() error {
+	host, port, err := net.SplitHostPort(r.Addr)
+	if err != nil {
+		return fmt.Errorf("netlink: rendezvous address %q: %w", r.Addr, err)
+	}
+	if port == "" || port == "0" {
+		return fmt.Errorf("netlink: rendezvous address %q needs a port", r.Addr)
+	}
+	if r.ListenAddr == "" {
+		r.ListenAddr = r.Addr
+		if !isLoopbackHost(host) {
+			r.ListenAddr = net.JoinHostPort("", port)
+		}
+	}
+	if r.Window <= 0 {
+		r.Window = DefaultListenWindow
+	}
+	if r.Dial == nil {
+		r.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	if r.Listen == nil {
+		r.Listen = func(ctx context.Context, addr string) (net.Listener, error) {
+			var lc net.ListenConfig
+			return lc.Listen(ctx, "tcp", addr)
+		}
+	}
+	return nil
+}
+
+// meet makes one connection with the partner: dial, or listen for a
+// window and accept, until one handshake succeeds or ctx ends.
+func (l *Link) meet(ctx, runCtx context.Context, bo *backoff) (*established, error) {
+	r := l.cfg.Rendezvous
+	for {
+		l.setState(StateConnecting, l.lastReason())
+		conn, err := r.Dial(ctx, r.Addr)
+		if err == nil {
+			est, err := l.sess.establish(ctx, runCtx, conn, Dialer, false)
+			if err == nil {
+				return est, nil
+			}
+			if isFatal(err) {
+				return nil, err
+			}
+			// Something answered that is not our partner (or we met
+			// ourselves): try again after a pause.
+			l.log.Info("rendezvous: dialled but no partner", "addr", r.Addr, "err", err)
+			l.setState(StateConnecting, err)
+			if err := sleep(ctx, bo.next()); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		// Nobody there: be the one who waits.
+		ln, err := r.Listen(ctx, r.ListenAddr)
+		if err != nil {
+			// Usually the partner bound the port between our dial and our
+			// listen (one host): it will answer the next dial.
+			l.log.Info("rendezvous: cannot listen", "addr", r.ListenAddr, "err", err)
+			l.setState(StateConnecting, fmt.Errorf("listening on %s: %w", r.ListenAddr, err))
+			if err := sleep(ctx, bo.next()); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		l.setState(StateListening, nil)
+		window := r.Window + rand.N(r.Window)
+		if est := l.acceptOne(ctx, runCtx, ln, window); est != nil {
+			return est, nil
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+	}
+}
+
+// acceptOne accepts on ln for window and returns the first connection
+// whose handshake succeeds, or nil. ln is closed when it returns. Peers
+// that fail the handshake cost only their own connection.
+func (l *Link) acceptOne(ctx, runCtx context.Context, ln net.Listener, window time.Duration) *established {
+	wctx, cancel := context.WithTimeout(ctx, window)
+	defer cancel()
+	stop := context.AfterFunc(wctx, func() { ln.Close() })
+	defer stop()
+	defer ln.Close()
+
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		winner *established
+	)
+	slots := make(chan struct{}, maxRendezvousHandshakes)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if wctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				l.log.Info("rendezvous: accept failed", "err", err)
+			}
+			break
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			l.log.Info("rendezvous: too many handshakes, dropping connection", "peer", conn.RemoteAddr())
+			conn.Close()
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			// Not preempting: while one handshake holds the session,
+			// any other is refused.
+			est, err := l.sess.establish(wctx, runCtx, conn, Acceptor, false)
+			if err != nil {
+				l.log.Info("rendezvous: handshake failed", "peer", conn.RemoteAddr(), "err", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if winner != nil {
+				l.sess.abort(est)
+				return
+			}
+			winner = est
+			cancel() // stop listening and end the other handshakes
+		})
+	}
+	wg.Wait()
+	return winner
+}
+
+// isLoopbackHost reports whether host names this machine's loopback.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

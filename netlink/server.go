@@ -1,0 +1,192 @@
+package netlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// DefaultMaxHandshakes bounds a Server's handshakes in progress.
+const DefaultMaxHandshakes = 64
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	Config
+	// Accept is called once per new peer, after it has authenticated, with
+	// the session made for it (not yet serving; PeerName is the pipe name
+	// the peer asked for, ID its own). It returns the session's endpoint,
+	// or an error that refuses the peer (the peer is told the error's
+	// text). The caller keeps the session to show its Stats and to Close
+	// it; closing it also makes the server forget it. A peer that comes
+	// back with the same session ID resumes its session without a call.
+	Accept func(s *Session) (Endpoint, error)
+	// MaxHandshakes bounds the handshakes in progress; connections beyond
+	// it are closed at once. Zero means DefaultMaxHandshakes.
+	MaxHandshakes int
+}
+
+// Server accepts connections, each from a dialling peer (a Link with
+// Dial, or a rendezvous that found the server listening), and gives each
+// new peer a session of its own. Hostile peers cost only their own
+// connection: at most MaxHandshakes handshakes run at once, each bounded
+// by HandshakeTimeout, and nothing is created for a peer before it has
+// proved the secret.
+type Server struct {
+	cfg ServerConfig
+	log *slog.Logger
+
+	createMu sync.Mutex // serialises making sessions, so one peer gets one
+	mu       sync.Mutex
+	sessions map[SessionID]*Session // by the peer's session ID
+}
+
+// NewServer returns a server; Serve runs it on a listener.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Accept == nil {
+		return nil, errors.New("netlink: a server needs an Accept function")
+	}
+	cfg.Config = cfg.Config.withDefaults()
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakes
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, sessions: make(map[SessionID]*Session)}, nil
+}
+
+// Sessions returns the number of sessions the server knows.
+func (srv *Server) Sessions() int {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return len(srv.sessions)
+}
+
+// Serve accepts connections on ln until ctx ends, then closes ln, ends
+// every connection (the sessions stay, for the caller to close), and
+// returns ctx's error.
+func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, srv.cfg.MaxHandshakes)
+	bo := backoff{min: 5 * time.Millisecond, max: time.Second}
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("netlink: server: %w", err)
+			}
+			// Out of file descriptors and the like: wait, do not spin.
+			srv.log.Warn("accept failed", "err", err)
+			if sleep(ctx, bo.next()) != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		bo.reset()
+		select {
+		case slots <- struct{}{}:
+		default:
+			srv.log.Info("too many handshakes in progress, dropping connection", "peer", conn.RemoteAddr())
+			conn.Close()
+			continue
+		}
+		wg.Go(func() { srv.handle(ctx, conn, slots) })
+	}
+}
+
+// handle runs the handshake of one connection (holding a slot) and then
+// serves it with the peer's session.
+func (srv *Server) handle(ctx context.Context, conn net.Conn, slots chan struct{}) {
+	var (
+		chosen SessionID // the ID sent in CHALLENGE
+		known  bool      // chosen is an existing session's
+		sess   *Session
+		slot   *runSlot
+	)
+	side := handshakeSide{
+		localID: func(peer SessionID) SessionID {
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			if s, ok := srv.sessions[peer]; ok {
+				chosen, known = s.id, true
+			} else {
+				chosen = newSessionID()
+			}
+			return chosen
+		},
+		resolve: func(peer *hello) (uint64, error) {
+			s, err := srv.session(peer, chosen, known, conn.RemoteAddr())
+			if err != nil {
+				return 0, err
+			}
+			// A known peer that reconnects ends its old connection, which
+			// may be half-open and not yet noticed.
+			sl, err := s.acquire(ctx, ctx, true)
+			if err != nil {
+				return 0, err
+			}
+			sess, slot = s, sl
+			return s.resumePoint(peer.id), nil
+		},
+	}
+	dc, res, err := handshake(ctx, conn, Acceptor, srv.cfg.Config, side)
+	<-slots
+	if err != nil {
+		if slot != nil {
+			sess.release(slot, nil)
+		}
+		if ctx.Err() == nil {
+			srv.log.Info("handshake failed", "peer", conn.RemoteAddr(), "err", err)
+		}
+		return
+	}
+	sess.serve(&established{slot: slot, conn: dc, res: res})
+}
+
+// session returns the session for an authenticated peer, making one (and
+// asking Accept for its endpoint) if the peer is new.
+func (srv *Server) session(peer *hello, chosen SessionID, known bool, addr net.Addr) (*Session, error) {
+	srv.createMu.Lock()
+	defer srv.createMu.Unlock()
+	srv.mu.Lock()
+	s := srv.sessions[peer.id]
+	srv.mu.Unlock()
+	// The CHALLENGE told the peer whether it is resuming (an ID it knows)
+	// or starting over; the session must still be the one it was told.
+	switch {
+	case s != nil && s.id != chosen:
+		return nil, fmt.Errorf("%w: session made meanwhile by another connection", ErrBusy)
+	case s != nil:
+		return s, nil
+	case known:
+		return nil, fmt.Errorf("%w: session closed meanwhile", ErrClosed)
+	}
+	s = newSession(srv.cfg.Config, nil, chosen)
+	s.peerName, s.peerAddr = peer.name, addr.String()
+	ep, err := srv.cfg.Accept(s)
+	if err != nil {
+		return nil, fmt.Errorf("refused: %w", err)
+	}
+	s.ep = ep
+	s.onClose = func() { srv.forget(peer.id, s) }
+	srv.mu.Lock()
+	srv.sessions[peer.id] = s
+	srv.mu.Unlock()
+	srv.log.Info("new session", "peer", addr, "name", peer.name, "peer_session", peer.id)
+	return s, nil
+}
+
+func (srv *Server) forget(peer SessionID, s *Session) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.sessions[peer] == s {
+		delete(srv.sessions, peer)
+	}
+}
