@@ -68,8 +68,8 @@
 // endpoint signals without blocking (the same channel every call); Deliver
 // is handed messages that may share one allocation (small messages are cut
 // from one buffer) and must not be modified; the peer's BYE reaches
-// Deliver as the message "BYE TEXT" (or "BYE"), outside credit, without a
-// trailing newline — add one for lines mode. An empty inbox must have room
+// Deliver as the line "BYE TEXT\n" (or "BYE\n"), outside credit, so that
+// `head -n 1` and `read` see it. An empty inbox must have room
 // for the link's max message.
 //
 // # Goroutines

@@ -51,6 +51,7 @@ type Link struct {
 	state         State
 	reason        string
 	waiting       bool               // stay down until Reconnect
+	downReason    string             // why, after Disconnect
 	cancelConnect context.CancelFunc // ends the connection attempt in progress
 	reconnect     chan struct{}
 }
@@ -67,7 +68,9 @@ func NewLink(cfg LinkConfig) (*Link, error) {
 		return nil, err
 	}
 	if cfg.Rendezvous != nil {
-		if err := cfg.Rendezvous.check(); err != nil {
+		r := *cfg.Rendezvous // filled in with defaults; the caller's stays as it was
+		cfg.Rendezvous = &r
+		if err := r.check(); err != nil {
 			return nil, err
 		}
 		if cfg.TLS != nil && cfg.TLS.ServerName == "" {
@@ -154,7 +157,7 @@ func (l *Link) Run(ctx context.Context) error {
 			case ctx.Err() != nil:
 				return l.end(ctx)
 			case l.isWaiting():
-				l.setState(StateDown, err) // Disconnect during the attempt
+				// Disconnect during the attempt: waitForReconnect shows it.
 			default:
 				l.log.Warn("link failed", "err", err)
 				l.park(StateFailed, err)
@@ -202,6 +205,12 @@ func (l *Link) isWaiting() bool {
 
 // waitForReconnect blocks while the link waits for Reconnect.
 func (l *Link) waitForReconnect(ctx context.Context) error {
+	l.mu.Lock()
+	if l.waiting && l.state != StateFailed && l.state != StateDown {
+		// Disconnected between connections (during a backoff).
+		l.state, l.reason = StateDown, l.downReason
+	}
+	l.mu.Unlock()
 	for l.isWaiting() {
 		select {
 		case <-l.reconnect:
@@ -303,6 +312,10 @@ func isFatal(err error) bool {
 func (l *Link) Disconnect(ctx context.Context, text string) error {
 	l.mu.Lock()
 	l.waiting = true
+	l.downReason = ErrDisconnected.Error()
+	if text != "" {
+		l.downReason += ": " + text
+	}
 	if l.cancelConnect != nil {
 		l.cancelConnect()
 	}

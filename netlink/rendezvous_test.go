@@ -153,3 +153,32 @@ func TestListenAddr(t *testing.T) {
 		}
 	}
 }
+
+// Disconnect while waiting for the partner stops listening at once and
+// keeps the link down until Reconnect.
+func TestRendezvousDisconnectWhileListening(t *testing.T) {
+	checkLeaks(t)
+	addr := freeAddr(t)
+	ea := newMemEndpoint(1 << 20)
+	a := rendezvousLink(t, addr, ea, 10*time.Second)
+	startLink(t, a)
+	waitState(t, a, StateListening)
+	if err := a.Disconnect(t.Context(), "not now"); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, a, StateDown)
+	if !strings.Contains(st.Reason, "disconnected") {
+		t.Errorf("reason %q", st.Reason)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("still listening after Disconnect: %v", err)
+	}
+	ln.Close()
+	a.Reconnect()
+	waitState(t, a, StateListening)
+	eb := newMemEndpoint(1 << 20)
+	startLink(t, rendezvousLink(t, addr, eb, time.Second))
+	ea.sendN("a", 3)
+	eb.expectN(t, "a", 0, 3)
+}

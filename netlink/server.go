@@ -22,7 +22,9 @@ type ServerConfig struct {
 	// or an error that refuses the peer (the peer is told the error's
 	// text). The caller keeps the session to show its Stats and to Close
 	// it; closing it also makes the server forget it. A peer that comes
-	// back with the same session ID resumes its session without a call.
+	// back with the same session ID resumes its session without a call;
+	// a peer that restarted comes back with a new ID and gets a new
+	// session, while its old one stays until it is closed.
 	Accept func(s *Session) (Endpoint, error)
 	// MaxHandshakes bounds the handshakes in progress; connections beyond
 	// it are closed at once. Zero means DefaultMaxHandshakes.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -64,6 +65,9 @@ type runSlot struct {
 
 // NewSession returns a session for ep with a fresh session ID.
 func NewSession(cfg Config, ep Endpoint) (*Session, error) {
+	if ep == nil {
+		return nil, errors.New("netlink: a session needs an endpoint")
+	}
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -222,5 +223,34 @@ func TestSessionSecrets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A local message over the negotiated max message fails the connection
+// with a clear error on both sides, and is handed back by Close.
+func TestSessionMessageTooLarge(t *testing.T) {
+	checkLeaks(t)
+	p := newSessionPair(t, 1<<20, func(a, b *Config) { a.MaxMessage, b.MaxMessage = 100, 10 })
+	p.ea.send([]byte("short\n"), []byte("this one is too long\n"), []byte("after\n"))
+	_, _, errA, errB := p.connect(t)
+	if got := p.eb.recv(t); got != "short\n" {
+		t.Fatalf("received %q", got)
+	}
+	if err := wait(t, "a", errA); !errors.Is(err, ErrMessageTooLarge) {
+		t.Errorf("sender's Run = %v, want ErrMessageTooLarge", err)
+	}
+	err := wait(t, "b", errB)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "21 bytes, the link's max is 10") {
+		t.Errorf("receiver's Run = %v, want the sender's reason", err)
+	}
+	// "short\n" may or may not have been acknowledged before the end, and
+	// "after\n" may or may not have been taken.
+	held := p.a.Close()
+	want := []string{"this one is too long\n"}
+	if out, _, _ := p.ea.counts(); out == 0 {
+		want = append(want, "after\n")
+	}
+	if len(held) < len(want) || fmt.Sprintf("%q", held[len(held)-len(want):]) != fmt.Sprintf("%q", want) {
+		t.Errorf("Close handed back %q, want it to end with %q", held, want)
 	}
 }

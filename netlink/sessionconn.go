@@ -108,7 +108,7 @@ func (s *Session) serve(est *established) (err error) {
 		"resume_from", res.peerRecvSeq+1, "max_message", c.maxMsg)
 
 	// Cutting the connection is what unblocks a read or write in progress.
-	stop := context.AfterFunc(slot.ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
 	var wg sync.WaitGroup
@@ -123,10 +123,11 @@ func (s *Session) serve(est *established) (err error) {
 	conn.Close()
 	wg.Wait()
 
-	// The first failure is the reason, except that a Disconnect is
-	// reported as such even though the peer closing came first.
+	// The first failure is the reason, except that the writer's own
+	// decisions to end (Disconnect, a message it cannot send) are reported
+	// as such even though the peer, told so, closed first.
 	err = context.Cause(ctx)
-	if errors.Is(werr, ErrDisconnected) {
+	if errors.Is(werr, ErrDisconnected) || errors.Is(werr, ErrMessageTooLarge) {
 		err = werr
 	}
 	s.log.Info("link down", "peer", conn.RemoteAddr(), "err", err)
@@ -296,7 +297,7 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 	defer ping.Stop()
 	var batch []pending
 	wroteSinceTick := false
-	for {
+	for c.ctx.Err() == nil {
 		s.mu.Lock()
 		var ack, pong uint64
 		sendAck, sendPong, bye, byeText := false, false, c.bye, c.byeText
@@ -386,9 +387,9 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 			}
 			wroteSinceTick = false
 		case <-c.ctx.Done():
-			return nil
 		}
 	}
+	return nil
 }
 
 // sayBye writes BYE and ends the connection after the peer has read it.
