@@ -43,7 +43,6 @@ type Server struct {
 
 	linkMu sync.Mutex // guards every pipeNode.link
 
-	closing   atomic.Bool
 	ready     chan struct{}
 	readyOnce sync.Once
 	done      chan struct{}
@@ -126,7 +125,6 @@ func (s *Server) Mount() error {
 	go s.readLoop()
 	go func() {
 		s.loops.Wait()
-		s.closing.Store(true)
 		s.closeAllPipes()
 		s.closeDevice()
 		close(s.done)
@@ -170,7 +168,6 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 func (s *Server) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
-		s.closing.Store(true)
 		err = unmount(s.mountpoint, s.viaHelper)
 		if err != nil && !errors.Is(err, unix.EINVAL) {
 			s.log.Warn("unmount failed", "mountpoint", s.mountpoint, "err", err)

@@ -14,9 +14,23 @@ func (c chanNotifier) WriteDone(*WriteRequest) { c <- struct{}{} }
 // ErrClosed once the pipe is destroyed, or ctx's error (and then nothing
 // was consumed).
 func (r *Reader) ReadBlocking(ctx context.Context, max int) ([]byte, error) {
+	parts, err := r.p.recv.readWait(ctx, r, max)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out, nil
+}
+
+// readWait is one read of up to max bytes from q for r, waiting for a
+// message until ctx ends; on ctx's error nothing was consumed.
+func (q *Queue) readWait(ctx context.Context, r *Reader, max int) ([][]byte, error) {
 	done := make(chanNotifier, 1)
 	var req ReadRequest
-	parts, err := r.Read(nil, max, false, false, &req, done)
+	parts, err := q.read(r, nil, max, false, false, &req, done)
 	if err == ErrParked {
 		select {
 		case <-done:
@@ -28,14 +42,7 @@ func (r *Reader) ReadBlocking(ctx context.Context, max int) ([]byte, error) {
 		}
 		parts, err = req.Parts, req.Err
 	}
-	if err != nil {
-		return nil, err
-	}
-	var out []byte
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out, nil
+	return parts, err
 }
 
 // WriteBlocking writes data as one write request, waiting for room until

@@ -61,20 +61,7 @@ func (pt *Port) Wake() {
 // one or ctx ends. The message has left the pipe: the link owns it. After
 // Join or Close it returns ErrClosed.
 func (pt *Port) Next(ctx context.Context) ([]byte, error) {
-	done := make(chanNotifier, 1)
-	var req ReadRequest
-	parts, err := pt.out.read(&pt.reader, nil, MaxCapacity, false, false, &req, done)
-	if err == ErrParked {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			if CancelRead(&req) {
-				return nil, ctx.Err()
-			}
-			<-done
-		}
-		parts, err = req.Parts, req.Err
-	}
+	parts, err := pt.out.readWait(ctx, &pt.reader, MaxCapacity)
 	if err != nil {
 		return nil, err
 	}
