@@ -169,7 +169,8 @@ func TestTableReadsBack(t *testing.T) {
 }
 
 // TestSmokeRun runs the real binary as a user would, for a short time:
-// every workload, one round, W6 and W7 scaled down.
+// every workload, one round, W6 and W7 scaled down; W8 links two private
+// mounts over loopback.
 func TestSmokeRun(t *testing.T) {
 	bin := buildPipefs(t)
 	out := runBench(t, bin, "--duration", "200ms", "--rounds", "1",
@@ -199,6 +200,16 @@ func TestSmokeRun(t *testing.T) {
 			}
 		}
 	}
+	// W8: both figures over the link, with their local counterparts
+	// and the ratios of the same rounds.
+	for _, name := range []string{
+		"W8 local 64 B messages, msg/s", "W8 link 64 B messages, msg/s", "W8 link / local W1",
+		"W8 local 128 KiB writes of 64 B lines, msg/s", "W8 link 128 KiB writes of 64 B lines, msg/s", "W8 link / local W3",
+	} {
+		if v, ok := rows[name]["pipefs"]; !ok || !(v.Median > 0) {
+			t.Errorf("%s: no positive figure in the table:\n%s", name, out)
+		}
+	}
 	if rows["W6 W1 beside / idle"]["pipefs"].Median <= 0 {
 		t.Errorf("W6 has no rate beside the parked readers:\n%s", out)
 	}
@@ -210,7 +221,7 @@ func TestSmokeRun(t *testing.T) {
 // TestSmokeJSON checks the machine-readable output over two rounds.
 func TestSmokeJSON(t *testing.T) {
 	bin := buildPipefs(t)
-	out := runBench(t, bin, "--duration", "100ms", "--rounds", "2", "--only", "W1,W5", "--json")
+	out := runBench(t, bin, "--duration", "100ms", "--rounds", "2", "--only", "W1,W5,W8", "--json")
 	var rep struct {
 		Rounds  int `json:"rounds"`
 		Figures []struct {
@@ -244,7 +255,7 @@ func TestSmokeJSON(t *testing.T) {
 			}
 		}
 	}
-	for _, id := range []string{"w1.rate", "w5.rate", "w5.lost", "w5.dup"} {
+	for _, id := range []string{"w1.rate", "w5.rate", "w5.lost", "w5.dup", "w8.w1.link", "w8.w1.ratio", "w8.w3.link", "w8.w3.ratio"} {
 		if !ids[id] {
 			t.Errorf("no figure %s in the JSON output", id)
 		}

@@ -108,7 +108,7 @@ func ClientMain(args []string, out io.Writer) error {
 	fl.IntVar(&c.n, "n", 1, "number of pipes")
 	fl.BoolVar(&c.numbered, "numbered", false, "pipe names are --prefix followed by a number, even for one")
 	fl.StringVar(&c.ctl, "ctl", "", "commands written to each new pipe's ctl")
-	fl.StringVar(&c.op, "op", "", "fsop: info, mkdir, rmdir, pending, waitparked")
+	fl.StringVar(&c.op, "op", "", "fsop: info, mkdir, rmdir, pending, waitparked, waitlink")
 	if err := fl.Parse(args[1:]); err != nil {
 		return err
 	}

@@ -111,8 +111,44 @@ func runFSOp(c *clientConfig) (any, error) {
 			}
 		}
 		return fsopResult{}, nil
+	case "waitlink":
+		// A link's messages flow once its status says up; a rendezvous
+		// takes a dial, perhaps a listen, and a handshake.
+		deadline := time.Now().Add(30 * time.Second)
+		for _, name := range c.pipeNames() {
+			for {
+				st, err := readSmallFile(path(name, "ctl"))
+				if err != nil {
+					return nil, err
+				}
+				state := linkState(st)
+				if state == "up" {
+					break
+				}
+				if state == "failed" || time.Now().After(deadline) {
+					return nil, fmt.Errorf("the link of %s is %s, not up; ctl:\n%s", name, state, st)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		return fsopResult{}, nil
 	}
 	return nil, fmt.Errorf("unknown --op %q", c.op)
+}
+
+// linkState is the STATE of the `link KIND TARGET STATE [REASON]` line of
+// a pipe's status, or "none".
+func linkState(status []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "link" {
+			if len(f) >= 4 {
+				return f[3]
+			}
+			return f[1]
+		}
+	}
+	return "none"
 }
 
 // mountInfo waits for the mount to be ready (its ctl exists) and reads

@@ -11,6 +11,8 @@
 // per queued message (W7). Each runs over a pipefs pipe, a FIFO, and an
 // AF_UNIX SOCK_SEQPACKET socketpair where it has messages, taking turns
 // round by round so that a drift of the machine hits all of them alike.
+// W8 runs W1 and W3 across two mounts joined by `link tcp` over
+// loopback, each round beside the same workload on a local pipe.
 //
 // # Processes
 //
@@ -27,9 +29,9 @@
 // # Files
 //
 // runner.go runs the workloads and rounds; workloads.go lists them and
-// w_stream.go, w_latency.go, w_scale.go and w_memory.go implement them;
-// transport.go makes pipes, FIFOs and sockets; spawn.go starts clients
-// and mount.go private daemons. The clients are client*.go, their
+// w_stream.go, w_latency.go, w_scale.go, w_memory.go and w_link.go
+// implement them; transport.go makes pipes, FIFOs and sockets; spawn.go
+// starts clients and mount.go private daemons. The clients are client*.go, their
 // message format message.go, their system calls sys_linux.go. stats.go,
 // report.go and table.go summarise and print the results.
 package bench

@@ -17,14 +17,15 @@ type Options struct {
 	// {"bench", "client"}.
 	ClientArgs []string
 	// Mount is an existing pipefs mount to use; empty mounts private
-	// ones in a temporary directory.
+	// ones in a temporary directory. W8 always mounts a private second
+	// mount for the far side of its links; Mount is the near side.
 	Mount string
 	// Duration is how long each measurement sends.
 	Duration time.Duration
 	// Rounds is how many times each measurement is repeated; the
 	// transports alternate within a round.
 	Rounds int
-	// Only selects workloads by name (W1...W7); empty runs all.
+	// Only selects workloads by name (W1...W8); empty runs all.
 	Only []string
 	// Pipes and ParkedReaders scale W6, Messages W7; zero means the
 	// issue's 10,000, 1,000 and 1,000,000.

@@ -14,6 +14,10 @@ import (
 type channel struct {
 	t    transport
 	path string // pipefs: the pipe's directory; FIFO: the FIFO
+	// peer, for pipefs over a link, is the directory of the linked pipe
+	// on the other mount: writers write to path's `in`, readers read
+	// peer's `out`.
+	peer string
 	sock [2]*os.File
 }
 
@@ -70,7 +74,11 @@ func (ch *channel) addRecv(s *spec) {
 	s.flag("kind", ch.t)
 	switch ch.t {
 	case tPipefs:
-		s.flag("recv", filepath.Join(ch.path, "out"))
+		dir := ch.path
+		if ch.peer != "" {
+			dir = ch.peer
+		}
+		s.flag("recv", filepath.Join(dir, "out"))
 	case tFIFO:
 		s.flag("recv", ch.path)
 	case tSocket:

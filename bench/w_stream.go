@@ -68,49 +68,64 @@ func runW3(e *env) error {
 			return err
 		}
 		defer ch.close()
-		label := fmt.Sprintf("W3 round %d %s", round+1, t)
-		g := e.newGroup(e.opts.Duration)
-		rs := &spec{}
-		ch.addRecv(rs)
-		rs.flag("size", 64).flag("buf", 128<<10)
-		rp, err := g.start(label+" reader", "linereader", rs)
-		if err == nil {
-			err = rp.ready()
-		}
-		if err != nil {
-			g.abort()
-			return err
-		}
-		ws := &spec{}
-		ch.addSend(ws)
-		ws.flag("size", 64).flag("lines-per-write", 2048).flag("duration", e.opts.Duration)
-		wp, err := g.start(label+" writer", "linewriter", ws)
-		if err != nil {
-			g.abort()
-			return err
-		}
-		if err := g.wait(); err != nil {
-			return err
-		}
-		var w writerResult
-		var r readerResult
-		if err := errors.Join(wp.decode(&w), rp.decode(&r)); err != nil {
-			return err
-		}
-		if r.Count != w.Sent {
-			e.rep.failf("%s: %d lines written, %d read", label, w.Sent, r.Count)
-		}
-		if r.Torn != 0 {
-			e.rep.failf("%s: %d batch reads did not end at the end of a line", label, r.Torn)
-		}
-		secs, err := seconds(w.Start, r.Last)
+		r, err := e.measureLines(fmt.Sprintf("W3 round %d %s", round+1, t), ch)
 		if err != nil {
 			return err
 		}
-		rate.set(t, round, e.opts.Rounds, float64(r.Count)/secs)
-		mbs.set(t, round, e.opts.Rounds, float64(r.Bytes)/secs/1e6)
+		rate.set(t, round, e.opts.Rounds, r.rate)
+		mbs.set(t, round, e.opts.Rounds, r.byteRate/1e6)
 		return nil
 	})
+}
+
+// measureLines runs W3's measurement on ch: a line reader reading
+// 128 KiB at a time (a pipefs pipe must have batch on), and a line writer
+// writing 2,048 lines of 64 B with each write(2) for the run's duration.
+// It checks that every line arrived and that every pipefs read ended at
+// the end of a line.
+func (e *env) measureLines(label string, ch *channel) (streamResult, error) {
+	var res streamResult
+	g := e.newGroup(e.opts.Duration)
+	rs := &spec{}
+	ch.addRecv(rs)
+	rs.flag("size", 64).flag("buf", 128<<10)
+	rp, err := g.start(label+" reader", "linereader", rs)
+	if err == nil {
+		err = rp.ready()
+	}
+	if err != nil {
+		g.abort()
+		return res, err
+	}
+	ws := &spec{}
+	ch.addSend(ws)
+	ws.flag("size", 64).flag("lines-per-write", 2048).flag("duration", e.opts.Duration)
+	wp, err := g.start(label+" writer", "linewriter", ws)
+	if err != nil {
+		g.abort()
+		return res, err
+	}
+	if err := g.wait(); err != nil {
+		return res, err
+	}
+	var w writerResult
+	var r readerResult
+	if err := errors.Join(wp.decode(&w), rp.decode(&r)); err != nil {
+		return res, err
+	}
+	if r.Count != w.Sent {
+		e.rep.failf("%s: %d lines written, %d read", label, w.Sent, r.Count)
+	}
+	if r.Torn != 0 {
+		e.rep.failf("%s: %d batch reads did not end at the end of a line", label, r.Torn)
+	}
+	secs, err := seconds(w.Start, r.Last)
+	if err != nil {
+		return res, err
+	}
+	res.rate = float64(r.Count) / secs
+	res.byteRate = float64(r.Bytes) / secs
+	return res, nil
 }
 
 // streamResult is one measurement of a message stream.

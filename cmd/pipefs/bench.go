@@ -32,8 +32,10 @@ Measures pipefs against the kernel's own pipes on this machine: each
 workload (%s) runs over a pipefs pipe, a FIFO and, where it
 has messages, an AF_UNIX SOCK_SEQPACKET socketpair, alternating round by
 round, and one table shows the median and range of each figure and the
-ratio pipefs/FIFO. Writers and readers are separate processes (this
-binary started again). See docs/performance.md.
+ratio pipefs/FIFO. W8 measures W1 and W3 across two mounts joined by
+link tcp over loopback, against the same workloads on a local pipe.
+Writers and readers are separate processes (this binary started again).
+See docs/performance.md.
 
 Flags:
 `, strings.Join(bench.Workloads(), " "))
@@ -57,7 +59,7 @@ Flags:
 		duration = fl.Duration("duration", 3*time.Second, "how long each measurement sends")
 		rounds   = fl.Int("rounds", 5, "rounds of every measurement")
 		jsonOut  = fl.Bool("json", false, "print the results as JSON instead of a table")
-		only     = fl.String("only", "", "comma-separated workloads to run, e.g. W1,W4 (default all)")
+		only     = fl.String("only", "", "comma-separated workloads to run, e.g. W1,W4 or W8 (default all)")
 		pipes    = fl.Int("scale-pipes", 10000, "W6: pipes to create")
 		parked   = fl.Int("scale-readers", 1000, "W6: readers to park")
 		messages = fl.Int("w7-messages", 1000000, "W7: messages to queue")
