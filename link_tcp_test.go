@@ -151,3 +151,108 @@ func (m *mount) waitStatusPrefix(t *testing.T, pipe, key, want string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// linkThroughProxy sets up what several tests need: mount b's pipe srv
+// listens on a loopback port, and each named pipe of mount a is linked,
+// with `link tcp`, to a proxy in front of it. It returns the proxy and,
+// for each of a's pipes, the name of the pipe the server made for it.
+func linkThroughProxy(t *testing.T, a, b *mount, cutAt func() cutPoint, pipes ...string) (*tcpProxy, map[string]string) {
+	t.Helper()
+	b.mkdir(t, "srv")
+	srvAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	b.sh(t, `echo "listen tcp `+srvAddr+`" > "$M/srv/ctl"`)
+	proxy := startProxy(t, srvAddr, cutAt)
+	peers := map[string]string{}
+	for _, p := range pipes {
+		a.mkdir(t, p)
+		a.sh(t, `echo "link tcp `+proxy.addr()+`" > "$M/`+p+`/ctl"`)
+		a.waitStatus(t, p, "link", "tcp "+proxy.addr()+" up")
+		// accept(): the server announces the pipe it made for p.
+		peers[p] = strings.TrimSpace(b.sh(t, `head -n 1 "$M/srv/out" 2>/dev/null`))
+	}
+	return proxy, peers
+}
+
+// A disconnect returns at once, even when the peer cannot answer: before,
+// each one held one of the daemon's two request loops (and the pipe's ctl
+// lock) until the connection ended, up to 5 s, so two of them stalled the
+// whole mount. The peer still gets its BYE, and the next write reconnects.
+func TestLinkTCPDisconnectDoesNotStallTheMount(t *testing.T) {
+	a, b := mountPipefs(t), mountPipefs(t)
+	proxy, peers := linkThroughProxy(t, a, b, nil, "p1", "p2")
+	a.mkdir(t, "q")
+	a.sh(t, `echo waiting > "$M/q/in"`)
+
+	// An unresponsive peer: the BYE cannot reach it, nor its close come
+	// back, so each connection's end stays pending.
+	proxy.freeze()
+	start := time.Now()
+	got := a.sh(t, `
+		echo "disconnect one" > "$M/p1/ctl" & one=$!
+		echo "disconnect two" > "$M/p2/ctl" & two=$!
+		wait $one || exit 1
+		wait $two || exit 2
+		head -n 1 "$M/q/ctl"
+		cat "$M/q/pending"`)
+	took := time.Since(start)
+	if got != "name q\n1\n" {
+		t.Fatalf("ctl and pending of another pipe read %q; want %q", got, "name q\n1\n")
+	}
+	// Well under the 5 s each disconnect used to hold a request loop.
+	if took > 2500*time.Millisecond {
+		t.Fatalf("two disconnects and a read of another pipe took %v with the peer unresponsive; want them served at once", took)
+	}
+	// Meanwhile the status says what was asked.
+	for p, text := range map[string]string{"p1": "one", "p2": "two"} {
+		if got, want := a.status(t, p)["link"], "tcp "+proxy.addr()+" down disconnected: "+text; got != want {
+			t.Errorf("%s: link %q right after disconnect; want %q", p, got, want)
+		}
+	}
+
+	proxy.thaw()
+	for p, text := range map[string]string{"p1": "one", "p2": "two"} {
+		if got := b.sh(t, `head -n 1 "$M/`+peers[p]+`/out" 2>/dev/null`); got != "BYE "+text+"\n" {
+			t.Fatalf("%s (peer of %s) read %q; want %q", peers[p], p, got, "BYE "+text+"\n")
+		}
+	}
+	// The next write reconnects.
+	a.sh(t, `echo again > "$M/p1/in"`)
+	if got := b.sh(t, `head -n 1 "$M/`+peers["p1"]+`/out" 2>/dev/null`); got != "again\n" {
+		t.Fatalf("%s read %q after p1's next write; want again", peers["p1"], got)
+	}
+	a.waitStatus(t, "p1", "link", "tcp "+proxy.addr()+" up")
+	if got := a.status(t, "p2")["link"]; got != "tcp "+proxy.addr()+" down disconnected: two" {
+		t.Errorf("p2: link %q; want it still down (nothing written to it)", got)
+	}
+}
+
+// unlink of a TCP link returns at once and finishes in the background; it
+// loses nothing (what the link had sent but the peer had not acknowledged
+// comes back to the pipe, in order), and a link command right after it
+// waits for it and works.
+func TestLinkTCPUnlinkThenLinkAgain(t *testing.T) {
+	a, b := mountPipefs(t), mountPipefs(t)
+	proxy, peers := linkThroughProxy(t, a, b, nil, "p")
+	proxy.freeze() // the peer acknowledges nothing from now on
+	a.sh(t, `printf 'm1\nm2\nm3\n' > "$M/p/in"`)
+	a.waitStatus(t, "p", "sent", "3")
+	a.sh(t, `echo unlink > "$M/p/ctl" && echo "link tcp `+proxy.addr()+`" > "$M/p/ctl"`)
+	// What the frozen proxy holds of the old connection must not reach
+	// the peer later: this test checks that unlink gives it back.
+	proxy.cutAll()
+	proxy.thaw()
+	if got := a.sh(t, `head -n 3 "$M/p/out" 2>/dev/null`); got != "m1\nm2\nm3\n" {
+		t.Fatalf("after unlink, p/out gave %q; want the three unacknowledged messages in order", got)
+	}
+	// The new link is a new session: the server makes a new pipe for it.
+	a.waitStatus(t, "p", "link", "tcp "+proxy.addr()+" up")
+	peer := strings.TrimSpace(b.sh(t, `head -n 1 "$M/srv/out" 2>/dev/null`))
+	if peer == peers["p"] {
+		t.Fatalf("the new link got the old pipe %s", peer)
+	}
+	a.sh(t, `echo fresh > "$M/p/in"`)
+	if got := b.sh(t, `head -n 1 "$M/`+peer+`/out" 2>/dev/null`); got != "fresh\n" {
+		t.Fatalf("%s read %q; want fresh", peer, got)
+	}
+	b.wantPending(t, peers["p"], 0)
+}

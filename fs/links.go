@@ -24,11 +24,16 @@ type link struct {
 	otherPort *pipe.Port
 	isA       bool // this pipe is side a of pipeLink
 
-	tcp     *netlink.Link    // link tcp
-	session *netlink.Session // a pipe made by a listening pipe for a peer
+	tcp        *netlink.Link    // link tcp
+	session    *netlink.Session // a pipe made by a listening pipe for a peer
+	acceptedBy *netlink.Server  // the server that made session
 
 	server     *netlink.Server // listen tcp
 	stopServer func()
+
+	// unlinking is set when unlink of a TCP link has begun and closed
+	// when it has finished in the background (see unlinkTCP).
+	unlinking chan struct{}
 }
 
 // linkCommands are the ctl verbs handled here rather than by the engine.
@@ -81,7 +86,9 @@ func (s *Server) parseLinkCommand(pn *pipeNode, f []string) (linkAction, error) 
 }
 
 func (s *Server) linkFIFO(pn *pipeNode, dir string) error {
-	s.linkMu.Lock()
+	if err := s.lockSettled(pn); err != nil {
+		return err
+	}
 	defer s.linkMu.Unlock()
 	if pn.link != nil {
 		return pipe.Invalidf("already linked (%s); unlink first", pn.link.kind)
@@ -110,7 +117,9 @@ func (s *Server) linkPipe(pn *pipeNode, otherName string) error {
 	if other == pn {
 		return pipe.Invalidf("link pipe %s: a pipe cannot be linked to itself", otherName)
 	}
-	s.linkMu.Lock()
+	if err := s.lockSettled(pn, other); err != nil {
+		return err
+	}
 	defer s.linkMu.Unlock()
 	if pn.link != nil || other.link != nil {
 		return pipe.Invalidf("link pipe %s: a pipe is already linked; unlink first", otherName)
@@ -135,7 +144,9 @@ func (s *Server) linkPipe(pn *pipeNode, otherName string) error {
 // but not passed on, and those still waiting to be sent, are queued for
 // pn's own readers (and the other pipe's, for a pipe link).
 func (s *Server) unlink(pn *pipeNode) error {
-	s.linkMu.Lock()
+	if err := s.lockSettled(pn); err != nil {
+		return err
+	}
 	defer s.linkMu.Unlock()
 	if pn.link == nil {
 		return pipe.Invalidf("not linked")
@@ -144,17 +155,17 @@ func (s *Server) unlink(pn *pipeNode) error {
 	return nil
 }
 
+// unlinkLocked detaches pn's link, if any. Local links are detached before
+// it returns; a TCP link finishes in the background (unlinkTCP).
 func (s *Server) unlinkLocked(pn *pipeNode) {
 	l := pn.link
-	if l == nil {
+	if l == nil || l.unlinking != nil {
 		return
 	}
 	switch {
-	case l.tcp != nil:
-		pn.tcpLink.Store(nil)
-		l.port.Join(l.tcp.Close())
-	case l.session != nil:
-		l.port.Join(l.session.Close())
+	case l.tcp != nil, l.session != nil:
+		s.unlinkTCP(pn, l)
+		return
 	case l.server != nil:
 		l.stopServer() // the pipes it made keep their own links
 	case l.fifo != nil:
@@ -195,6 +206,9 @@ func (s *Server) linkStatus(pn *pipeNode) string {
 		state = st.State.String()
 		if st.Reason != "" {
 			state += " " + st.Reason
+		}
+		if l.unlinking != nil {
+			state = "unlinking"
 		}
 		peer := st.Peer
 		if peer == "" {

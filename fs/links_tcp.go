@@ -101,7 +101,9 @@ func (s *Server) parseTCPCommand(pn *pipeNode, f []string) (linkAction, error) {
 }
 
 func (s *Server) linkTCP(pn *pipeNode, addr string, o tcpOptions) error {
-	s.linkMu.Lock()
+	if err := s.lockSettled(pn); err != nil {
+		return err
+	}
 	defer s.linkMu.Unlock()
 	if pn.link != nil {
 		return pipe.Invalidf("already linked (%s); unlink first", pn.link.kind)
@@ -128,7 +130,9 @@ func (s *Server) linkTCP(pn *pipeNode, addr string, o tcpOptions) error {
 }
 
 func (s *Server) listenTCP(pn *pipeNode, addr string, o tcpOptions) error {
-	s.linkMu.Lock()
+	if err := s.lockSettled(pn); err != nil {
+		return err
+	}
 	defer s.linkMu.Unlock()
 	if pn.link != nil {
 		return pipe.Invalidf("already linked (%s); unlink first", pn.link.kind)
@@ -138,9 +142,10 @@ func (s *Server) listenTCP(pn *pipeNode, addr string, o tcpOptions) error {
 		return pipe.Invalidf("listen tcp %s: %v", addr, err)
 	}
 	cfg := s.netConfig(pn, o)
-	srv, err := netlink.NewServer(netlink.ServerConfig{
+	var srv *netlink.Server // set before Serve, so before any Accept
+	srv, err = netlink.NewServer(netlink.ServerConfig{
 		Config: cfg,
-		Accept: func(sess *netlink.Session) (netlink.Endpoint, error) { return s.acceptTCP(pn, sess) },
+		Accept: func(sess *netlink.Session) (netlink.Endpoint, error) { return s.acceptTCP(pn, srv, sess) },
 	})
 	if err != nil {
 		ln.Close()
@@ -156,7 +161,7 @@ func (s *Server) listenTCP(pn *pipeNode, addr string, o tcpOptions) error {
 // acceptTCP makes the pipe for a new peer of server pipe srvPipe: named
 // as the peer asked (made unique), or SERVER.N; its name is queued on the
 // server pipe, so that reading the server's out is accept().
-func (s *Server) acceptTCP(srvPipe *pipeNode, sess *netlink.Session) (netlink.Endpoint, error) {
+func (s *Server) acceptTCP(srvPipe *pipeNode, srv *netlink.Server, sess *netlink.Session) (netlink.Endpoint, error) {
 	asked := sess.PeerName()
 	if checkPipeName(asked) != 0 || strings.ContainsAny(asked, "/\n") {
 		asked = ""
@@ -190,7 +195,7 @@ func (s *Server) acceptTCP(srvPipe *pipeNode, sess *netlink.Session) (netlink.En
 		return nil, err
 	}
 	s.linkMu.Lock()
-	pn.link = &link{kind: "tcp", target: sess.Stats().Peer, port: port, session: sess}
+	pn.link = &link{kind: "tcp", target: sess.Stats().Peer, port: port, session: sess, acceptedBy: srv}
 	s.linkMu.Unlock()
 	if err := srvPipe.p.Post([]byte(pn.p.Name() + "\n")); err != nil {
 		s.log.Warn("could not announce an accepted pipe", "pipe", pn.p.Name(), "err", err)
@@ -199,17 +204,79 @@ func (s *Server) acceptTCP(srvPipe *pipeNode, sess *netlink.Session) (netlink.En
 	return port, nil
 }
 
+// disconnect arranges the BYE and returns: the connection ends in the
+// background, however slow the peer, so a ctl write never holds one of
+// the request loops (or the pipe's ctl lock) waiting for it.
 func (s *Server) disconnect(pn *pipeNode, text string) error {
-	s.linkMu.Lock()
+	if err := s.lockSettled(pn); err != nil {
+		return err
+	}
+	defer s.linkMu.Unlock()
 	l := pn.link
-	s.linkMu.Unlock()
-	if l == nil || (l.tcp == nil && l.session == nil) {
+	switch {
+	case l != nil && l.tcp != nil:
+		l.tcp.Disconnect(text)
+	case l != nil && l.session != nil:
+		l.acceptedBy.Disconnect(l.session, text)
+	default:
 		return pipe.Invalidf("disconnect: not linked over tcp")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if l.tcp != nil {
-		return l.tcp.Disconnect(ctx, text)
+	return nil
+}
+
+// unlinkTCP detaches a TCP link without waiting for it in the caller,
+// which is a request loop: closing the link and taking back its messages
+// happen in the background. Until then the status shows the link as
+// unlinking and link commands on the pipe wait for it (lockSettled).
+func (s *Server) unlinkTCP(pn *pipeNode, l *link) {
+	l.unlinking = make(chan struct{})
+	pn.tcpLink.Store(nil) // writes no longer reconnect it
+	go func() {
+		var unsent [][]byte
+		if l.tcp != nil {
+			unsent = l.tcp.Close()
+		} else {
+			unsent = l.acceptedBy.CloseSession(l.session)
+		}
+		l.port.Join(unsent)
+		s.linkMu.Lock()
+		if pn.link == l {
+			pn.link = nil
+		}
+		s.linkMu.Unlock()
+		close(l.unlinking)
+		s.log.Info("unlinked", "pipe", pn.p.Name(), "returned", len(unsent))
+	}()
+}
+
+// unlinkWait bounds how long a link command waits for the pipe's previous
+// TCP link to finish unlinking. That takes moments, since closing a link
+// does not wait for its peer; past the bound the command is refused
+// rather than hold a request loop.
+const unlinkWait = 2 * time.Second
+
+// lockSettled takes s.linkMu once none of pns has an unlink in progress,
+// waiting for those (without the lock) up to unlinkWait. On success the
+// caller holds s.linkMu.
+func (s *Server) lockSettled(pns ...*pipeNode) error {
+	timeout := time.NewTimer(unlinkWait)
+	defer timeout.Stop()
+	for {
+		s.linkMu.Lock()
+		var busy *link
+		for _, pn := range pns {
+			if l := pn.link; l != nil && l.unlinking != nil {
+				busy = l
+			}
+		}
+		if busy == nil {
+			return nil
+		}
+		s.linkMu.Unlock()
+		select {
+		case <-busy.unlinking:
+		case <-timeout.C:
+			return pipe.Invalidf("the previous link (%s %s) is still being unlinked; try again", busy.kind, busy.target)
+		}
 	}
-	return l.session.Disconnect(ctx, text)
 }

@@ -40,6 +40,7 @@ type LinkConfig struct {
 type Link struct {
 	cfg  LinkConfig
 	sess *Session
+	gate *byeGate // between sess and cfg.Endpoint
 	log  *slog.Logger
 
 	closeCtx context.Context // ends at Close
@@ -89,8 +90,9 @@ func NewLink(cfg LinkConfig) (*Link, error) {
 		cfg.BackoffMax = max(DefaultBackoffMax, cfg.BackoffMin)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	gate := newByeGate(cfg.Endpoint)
 	return &Link{
-		cfg: cfg, sess: newSession(cfg.Config, cfg.Endpoint, newSessionID()), log: cfg.Logger,
+		cfg: cfg, sess: newSession(cfg.Config, gate, newSessionID()), gate: gate, log: cfg.Logger,
 		closeCtx: ctx, close: cancel, done: make(chan struct{}),
 		state: StateDown, reconnect: make(chan struct{}, 1),
 	}, nil
@@ -114,6 +116,12 @@ func (l *Link) Stats() Stats {
 func (l *Link) setState(s State, reason error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.waiting && (s == StateConnecting || s == StateListening || s == StateUp) {
+		// Told to stay down (Disconnect, or a failure): the attempt or
+		// connection still in progress is ending and must not show as
+		// live meanwhile.
+		return
+	}
 	l.state, l.reason = s, ""
 	if reason != nil {
 		l.reason = reason.Error()
@@ -156,8 +164,9 @@ func (l *Link) Run(ctx context.Context) error {
 			switch {
 			case ctx.Err() != nil:
 				return l.end(ctx)
-			case l.isWaiting():
-				// Disconnect during the attempt: waitForReconnect shows it.
+			case l.isWaiting() || errors.Is(err, ErrDisconnected):
+				// Disconnect during the attempt: waitForReconnect shows it
+				// (or a Reconnect came since, and the link tries again).
 			default:
 				l.log.Warn("link failed", "err", err)
 				l.park(StateFailed, err)
@@ -168,12 +177,16 @@ func (l *Link) Run(ctx context.Context) error {
 		timed = false
 		bo.reset()
 		l.setState(StateUp, nil)
+		l.gate.open()
 		err = l.sess.serve(est)
 		switch {
 		case ctx.Err() != nil:
 			return l.end(ctx)
 		case errors.Is(err, ErrDisconnected):
-			l.park(StateDown, err)
+			// Disconnect already made the link wait (waitForReconnect). A
+			// Reconnect since — a write while the BYE was on its way —
+			// has undone that, and the link connects again at once;
+			// parking here would lose that Reconnect.
 			timed = true
 		case isFatal(err):
 			l.log.Warn("link failed", "err", err)
@@ -308,19 +321,26 @@ func isFatal(err error) bool {
 
 // Disconnect ends the current connection on purpose — the peer receives
 // "BYE text" — or the attempt to make one, and keeps the link down until
-// Reconnect. It returns once the connection has ended, or ctx ends.
-func (l *Link) Disconnect(ctx context.Context, text string) error {
+// Reconnect. It does not wait for the peer: the link is down (Stats) and
+// a Reconnect from then on connects again when it returns; the connection
+// itself ends in the background, once the peer has read the BYE (at most
+// the handshake timeout later).
+func (l *Link) Disconnect(text string) {
 	l.mu.Lock()
 	l.waiting = true
 	l.downReason = ErrDisconnected.Error()
 	if text != "" {
 		l.downReason += ": " + text
 	}
+	if l.state != StateFailed {
+		l.state, l.reason = StateDown, l.downReason
+	}
 	if l.cancelConnect != nil {
 		l.cancelConnect()
 	}
 	l.mu.Unlock()
-	return l.sess.Disconnect(ctx, text)
+	l.gate.close()
+	l.sess.BeginDisconnect(text)
 }
 
 // Reconnect lets a link that was disconnected, or failed, connect again
@@ -338,7 +358,7 @@ func (l *Link) Reconnect() {
 
 // Close stops the link for good and waits for Run to return. It returns
 // the messages taken from the endpoint that the peer never acknowledged
-// (see Session.Close).
+// (see Session.Close), oldest first.
 func (l *Link) Close() [][]byte {
 	l.close()
 	l.mu.Lock()
@@ -348,5 +368,5 @@ func (l *Link) Close() [][]byte {
 	if ran {
 		<-l.done
 	}
-	return l.sess.Close()
+	return append(l.sess.Close(), l.gate.drain()...)
 }

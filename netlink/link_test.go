@@ -21,6 +21,13 @@ type acceptorLoop struct {
 
 func startAcceptor(t *testing.T, ctx context.Context, s *Session) *acceptorLoop {
 	t.Helper()
+	return startAcceptorWrapped(t, ctx, s, nil)
+}
+
+// startAcceptorWrapped is startAcceptor with every accepted connection
+// passed through wrap (if not nil) before the session sees it.
+func startAcceptorWrapped(t *testing.T, ctx context.Context, s *Session, wrap func(net.Conn) net.Conn) *acceptorLoop {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +43,9 @@ func startAcceptor(t *testing.T, ctx context.Context, s *Session) *acceptorLoop 
 			a.mu.Lock()
 			a.conns = append(a.conns, c)
 			a.mu.Unlock()
+			if wrap != nil {
+				c = wrap(c)
+			}
 			wg.Go(func() { s.Run(ctx, c, Acceptor) })
 		}
 	})
@@ -152,10 +162,8 @@ func TestLinkDisconnectReconnect(t *testing.T) {
 	startLink(t, l)
 	ea.sendN("a", 10)
 	eb.expectN(t, "a", 0, 10)
-	if err := l.Disconnect(ctx, "going away"); err != nil {
-		t.Fatal(err)
-	}
 	parked.Store(true)
+	l.Disconnect("going away")
 	if got := eb.recv(t); got != "BYE going away\n" {
 		t.Fatalf("peer received %q, want %q", got, "BYE going away\n")
 	}

@@ -20,8 +20,9 @@ type ServerConfig struct {
 	// the session made for it (not yet serving; PeerName is the pipe name
 	// the peer asked for, ID its own). It returns the session's endpoint,
 	// or an error that refuses the peer (the peer is told the error's
-	// text). The caller keeps the session to show its Stats and to Close
-	// it; closing it also makes the server forget it. A peer that comes
+	// text). The caller keeps the session to show its Stats, to
+	// disconnect it (Server.Disconnect) and to close it
+	// (Server.CloseSession), which also makes the server forget it. A peer that comes
 	// back with the same session ID resumes its session without a call;
 	// a peer that restarted comes back with a new ID and gets a new
 	// session, while its old one stays until it is closed.
@@ -44,6 +45,7 @@ type Server struct {
 	createMu sync.Mutex // serialises making sessions, so one peer gets one
 	mu       sync.Mutex
 	sessions map[SessionID]*Session // by the peer's session ID
+	gates    map[*Session]*byeGate  // each session's, until CloseSession
 }
 
 // NewServer returns a server; Serve runs it on a listener.
@@ -55,7 +57,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxHandshakes <= 0 {
 		cfg.MaxHandshakes = DefaultMaxHandshakes
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, sessions: make(map[SessionID]*Session)}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, sessions: make(map[SessionID]*Session), gates: make(map[*Session]*byeGate)}, nil
 }
 
 // Sessions returns the number of sessions the server knows.
@@ -149,7 +151,43 @@ func (srv *Server) handle(ctx context.Context, conn net.Conn, slots chan struct{
 		}
 		return
 	}
+	if g := srv.gate(sess); g != nil {
+		g.open()
+	}
 	sess.serve(&established{slot: slot, conn: dc, res: res})
+}
+
+func (srv *Server) gate(s *Session) *byeGate {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.gates[s]
+}
+
+// Disconnect ends the current connection of a session the server made, on
+// purpose: the peer receives "BYE text" and, being the side that dials,
+// connects again when it wants (a pipefs link at once, as after a drop).
+// Like Link.Disconnect it does not wait for the peer, and nothing written
+// after it returns goes out ahead of the BYE.
+func (srv *Server) Disconnect(s *Session, text string) {
+	if g := srv.gate(s); g != nil {
+		g.close()
+	}
+	s.BeginDisconnect(text)
+}
+
+// CloseSession closes a session the server made, for good, and returns
+// the messages taken from its endpoint that the peer never acknowledged,
+// oldest first (see Session.Close).
+func (srv *Server) CloseSession(s *Session) [][]byte {
+	unsent := s.Close()
+	srv.mu.Lock()
+	g := srv.gates[s]
+	delete(srv.gates, s)
+	srv.mu.Unlock()
+	if g != nil {
+		unsent = append(unsent, g.drain()...)
+	}
+	return unsent
 }
 
 // session returns the session for an authenticated peer, making one (and
@@ -176,10 +214,12 @@ func (srv *Server) session(peer *hello, chosen SessionID, known bool, addr net.A
 	if err != nil {
 		return nil, fmt.Errorf("refused: %w", err)
 	}
-	s.ep = ep
+	g := newByeGate(ep)
+	s.ep = g
 	s.onClose = func() { srv.forget(peer.id, s) }
 	srv.mu.Lock()
 	srv.sessions[peer.id] = s
+	srv.gates[s] = g
 	srv.mu.Unlock()
 	srv.log.Info("new session", "peer", addr, "name", peer.name, "peer_session", peer.id)
 	return s, nil
