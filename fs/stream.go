@@ -99,6 +99,13 @@ func (s *Server) serveWrite(unique uint64, in readIn, data []byte) {
 		s.replyErr(unique, syscall.EBADF)
 		return
 	}
+	if l := h.pn.tcpLink.Load(); l != nil {
+		// After a disconnect (or a link that failed), the next write
+		// reconnects: before the write is tried, since a write to a
+		// pipe that is full would otherwise wait for a link that never
+		// comes back to drain it.
+		l.Reconnect()
+	}
 	nonblock := in.Flags&syscall.O_NONBLOCK != 0
 	// Readers this write wakes are answered after the writer, which can
 	// then go on writing while they are.
@@ -120,9 +127,6 @@ func (s *Server) serveWrite(unique uint64, in readIn, data []byte) {
 		return
 	}
 	s.replyWrite(unique, n)
-	if l := h.pn.tcpLink.Load(); l != nil {
-		l.Reconnect() // after a disconnect, the next write reconnects
-	}
 }
 
 // servePoll answers FUSE_POLL with the file's readiness, and arms the

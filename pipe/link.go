@@ -43,6 +43,7 @@ func (p *Pipe) Split() (*Port, error) {
 	out.wantWritable = true
 	pt := &Port{p: p, out: out, room: make(chan struct{}, 1)}
 	pt.reader.p = p
+	pt.reader.whole = true
 	in.roomWatch = pt
 	in.roomMark = in.bytes
 	p.send.Store(out)

@@ -178,3 +178,19 @@ func TestPortJoinEndsParkedNext(t *testing.T) {
 		t.Fatal("Next still blocked after Join")
 	}
 }
+
+// A link forwards messages one by one even when the pipe reads in batches:
+// joined, they would arrive on the other side as one message.
+func TestPortTakesOneMessageWithBatchOn(t *testing.T) {
+	s := DefaultSettings()
+	s.Batch = true
+	p, pt := mustSplit(t, s)
+	if _, err := p.NewWriter().Write([]byte("one\ntwo\nthree\n"), true, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"one\n", "two\n", "three\n"} {
+		if got := string(nextWithin(t, pt)); got != want {
+			t.Fatalf("Next = %q; want %q", got, want)
+		}
+	}
+}

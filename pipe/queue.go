@@ -47,6 +47,10 @@ type Reader struct {
 	p       *Pipe
 	partial []byte // message being read; nil when none
 	off     int    // bytes of partial already returned
+	// whole makes every read take one message even with batch on: a
+	// link's reader forwards messages, and joining them would merge
+	// them into one on the other side.
+	whole bool
 }
 
 // Writer is the write state of one open `in` file: in lines mode, the
@@ -203,7 +207,7 @@ func (q *Queue) takeLocked(r *Reader, dst [][]byte, max int, cont bool) ([][]byt
 	q.msgs.pop()
 	q.deliveredLocked(len(m))
 	dst = append(dst, m)
-	if !q.s.Batch {
+	if !q.s.Batch || r.whole {
 		return dst, true
 	}
 	left := max - len(m)
