@@ -54,6 +54,26 @@ type Session struct {
 	stats Stats
 }
 
+// BatchEndpoint is an Endpoint that can also move many messages per call.
+// A session uses these methods when its endpoint has them, so that under
+// load it takes a lock and a wake-up per batch of messages rather than
+// per message; an endpoint without them works the same, one message per
+// call.
+type BatchEndpoint interface {
+	Endpoint
+	// NextBatch is Next for many messages: it waits for one as Next
+	// does, then appends to dst, behind it, those already waiting,
+	// without waiting: at most count messages in all, stopping once
+	// their cost (max(len, 1) each) reaches bytes, so that the last may
+	// go beyond it. What it returns has left the local outbox, as with
+	// Next; when ctx ends before the first message it returns ctx's
+	// error and takes nothing.
+	NextBatch(ctx context.Context, dst [][]byte, count int, bytes int64) ([][]byte, error)
+	// DeliverBatch is Deliver for many messages, in order: all are
+	// queued, or (with an error) none.
+	DeliverBatch(msgs [][]byte) error
+}
+
 // runSlot is the right to serve a connection: a session serves one at a
 // time. Cancelling ctx ends that connection; done is closed once it has
 // fully ended.
@@ -357,6 +377,7 @@ func (s *Session) begin(c *connRun, res *handshakeResult) error {
 	s.out.ackTo(res.peerRecvSeq)
 	c.writeNext = res.peerRecvSeq + 1
 	c.ackSent = s.recvSeq // the peer learned it from AUTH
+	c.rSeq, c.rOff, c.granted = s.recvSeq, s.recvOff, s.granted
 	s.peerName = peer.name
 	s.peerAddr = c.conn.RemoteAddr().String()
 	s.stats.MaxMessage = res.maxMessage

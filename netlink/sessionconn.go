@@ -15,9 +15,34 @@ import (
 // enough that a burst of small messages is one syscall each way.
 const bufSize = 64 << 10
 
-// maxBatch bounds the frames the writer gathers under the session lock at
-// a time, so the reader and puller are never held off for long.
-const maxBatch = 256
+// Batching. Under load every stage moves many messages per step: the
+// puller takes up to maxPull messages from the endpoint before it wakes
+// the writer, the writer writes up to maxBatch frames per hold of the
+// session lock and flushes only when nothing more is ready, and the
+// reader delivers up to maxDeliver messages that arrived together with
+// one update of the session's state. The bounds keep each step short, so
+// that the other goroutines are never held off for long.
+const (
+	maxPull    = 1024
+	maxBatch   = 256
+	maxDeliver = 1024
+)
+
+// ackDelay is how long a receiver may hold back an ACK (or a small CREDIT
+// to a peer that may be waiting for it) in the hope of covering more
+// messages with it. Under load ACKs go out every Config.AckEvery messages
+// and with every other frame; the delay only matters for a trickle of
+// messages, each of which would otherwise cost a frame back, a write and
+// a wake-up on both sides.
+const ackDelay = 2 * time.Millisecond
+
+// tryCtx is a context that has already ended: Endpoint.Next with it takes
+// a message only if one is waiting, and otherwise returns at once.
+var tryCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // deadlineConn pushes the connection's deadline forward before every read
 // and write, so that a peer that goes silent (or stops reading) for idle
@@ -42,7 +67,8 @@ func (d *deadlineConn) Write(p []byte) (int, error) {
 }
 
 // connRun is the state of one served connection. Fields marked (mu) are
-// guarded by the session's mutex.
+// guarded by the session's mutex; fields marked (reader) belong to the
+// reader goroutine.
 type connRun struct {
 	s      *Session
 	conn   *deadlineConn
@@ -56,16 +82,27 @@ type connRun struct {
 
 	wake     chan struct{} // the writer has something to do
 	pullWake chan struct{} // credit or window may have opened for the puller
+	// flush fires ackDelay after a delivery left an ACK, or a small
+	// grant left a CREDIT, held back; the writer then sends it.
+	flush *time.Timer
 
-	writeNext uint64 // (mu) the next sequence number to write
-	ackSent   uint64 // (mu) the last ACK written
-	ackWanted bool   // (mu) the reader asks for an ACK now
-	pong      bool   // (mu) a PING is waiting for its PONG
-	pongToken uint64 // (mu)
-	bye       bool   // (mu) Disconnect asked for a BYE
-	byeText   string // (mu)
+	writeNext  uint64 // (mu) the next sequence number to write
+	ackSent    uint64 // (mu) the last ACK written
+	ackWanted  bool   // (mu) the reader asks for an ACK now
+	flushArmed bool   // (mu) flush is running
+	pong       bool   // (mu) a PING is waiting for its PONG
+	pongToken  uint64 // (mu)
+	bye        bool   // (mu) Disconnect asked for a BYE
+	byeText    string // (mu)
 
 	creditSent bool // (mu) a CREDIT was written on this connection
+
+	// The reader's view of what it has accepted: messages up to rSeq,
+	// of cumulative cost rOff, have been checked and gathered in inbox
+	// (or delivered); granted is the last credit limit it knows of.
+	rSeq, rOff uint64   // (reader)
+	granted    uint64   // (reader)
+	inbox      [][]byte // (reader)
 }
 
 func signal(ch chan struct{}) {
@@ -76,6 +113,15 @@ func signal(ch chan struct{}) {
 }
 
 func (c *connRun) wakeWriter() { signal(c.wake) }
+
+// armFlushLocked makes sure the writer looks again within ackDelay. The
+// session's mutex must be held.
+func (c *connRun) armFlushLocked() {
+	if !c.flushArmed {
+		c.flushArmed = true
+		c.flush.Reset(ackDelay)
+	}
+}
 
 // fail ends the connection with err unless it is already ending.
 func (c *connRun) fail(err error) { c.cancel(err) }
@@ -90,8 +136,11 @@ func (s *Session) serve(est *established) (err error) {
 		bw:  bufio.NewWriterSize(conn, bufSize),
 		ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), pullWake: make(chan struct{}, 1),
+		flush: time.NewTimer(time.Hour),
 	}
+	c.flush.Stop()
 	defer func() {
+		c.flush.Stop()
 		cancel(err)
 		conn.Close()
 		s.release(slot, err)
@@ -134,14 +183,38 @@ func (s *Session) serve(est *established) (err error) {
 	return err
 }
 
-// reader handles every frame that arrives.
+// reader handles every frame that arrives. DATA frames that arrive
+// together are checked one by one and delivered together, when the
+// reader has handled everything buffered and would wait for the network
+// (or has gathered maxDeliver of them); whatever ends the connection,
+// the messages already checked are delivered first.
 func (c *connRun) reader() error {
+	err := c.readFrames()
+	if derr := c.deliver(); err == nil {
+		err = derr
+	}
+	return err
+}
+
+func (c *connRun) readFrames() error {
 	s := c.s
+	var run []frame
 	for {
 		if !c.fr.buffered() {
-			// About to wait for the peer: acknowledge what came, so the
-			// peer is never left waiting for an ACK that a batch holds back.
-			c.ackIfBehind()
+			if err := c.deliver(); err != nil {
+				return err
+			}
+		}
+		// Under load the buffer holds a run of DATA frames: take them
+		// in one pass.
+		if run = c.fr.dataRun(run[:0], maxDeliver-len(c.inbox)); len(run) > 0 {
+			for _, f := range run {
+				if err := c.gather(f); err != nil {
+					return err
+				}
+			}
+			clear(run)
+			continue
 		}
 		f, err := c.fr.next()
 		if err != nil {
@@ -152,7 +225,7 @@ func (c *connRun) reader() error {
 		}
 		switch f.typ {
 		case frameData:
-			if err := c.receive(f); err != nil {
+			if err := c.gather(f); err != nil {
 				return err
 			}
 		case frameAck:
@@ -166,10 +239,13 @@ func (c *connRun) reader() error {
 			signal(c.pullWake)
 		case frameCredit:
 			s.mu.Lock()
+			grew := f.value > s.limit
 			s.limit = max(s.limit, f.value)
 			s.mu.Unlock()
-			signal(c.pullWake)
-			c.wakeWriter()
+			if grew {
+				signal(c.pullWake)
+				c.wakeWriter()
+			}
 		case framePing:
 			s.mu.Lock()
 			c.pong, c.pongToken = true, f.value
@@ -177,6 +253,10 @@ func (c *connRun) reader() error {
 			c.wakeWriter()
 		case framePong:
 		case frameBye:
+			// After every DATA that came before it.
+			if err := c.deliver(); err != nil {
+				return err
+			}
 			text := string(f.data)
 			// A line, like every message of a lines-mode pipe, so that
 			// `read -r line < out` and `head -n 1 out` see it.
@@ -199,63 +279,110 @@ func (c *connRun) reader() error {
 	}
 }
 
-// receive delivers one DATA frame, discarding a duplicate.
-func (c *connRun) receive(f frame) error {
-	s := c.s
-	s.mu.Lock()
-	recvSeq, recvOff, granted := s.recvSeq, s.recvOff, s.granted
-	s.mu.Unlock()
+// gather checks one DATA frame and adds its message to those to deliver,
+// discarding a duplicate.
+func (c *connRun) gather(f frame) error {
 	switch {
-	case f.value <= recvSeq:
+	case f.value <= c.rSeq:
 		return nil // already delivered
-	case f.value != recvSeq+1:
-		return fmt.Errorf("%w: DATA %d after %d", ErrProtocol, f.value, recvSeq)
-	case recvOff+cost(f.data) > granted:
-		return fmt.Errorf("%w: DATA %d of %d bytes beyond credit (%d of %d used)",
-			ErrProtocol, f.value, len(f.data), recvOff, granted)
+	case f.value != c.rSeq+1:
+		return fmt.Errorf("%w: DATA %d after %d", ErrProtocol, f.value, c.rSeq)
 	}
-	// Only this goroutine delivers, so nothing moves recvSeq meanwhile.
-	// Deliver comes before recvOff grows: the writer reads recvOff before
-	// Room, so it may under-count credit but never over-count it.
-	if err := s.ep.Deliver(f.data); err != nil {
-		return fmt.Errorf("%w: delivering: %w", errEndpoint, err)
+	if c.rOff+cost(f.data) > c.granted {
+		// The writer may have granted more since the reader last looked.
+		c.s.mu.Lock()
+		c.granted = c.s.granted
+		c.s.mu.Unlock()
+		if c.rOff+cost(f.data) > c.granted {
+			return fmt.Errorf("%w: DATA %d of %d bytes beyond credit (%d of %d used)",
+				ErrProtocol, f.value, len(f.data), c.rOff, c.granted)
+		}
 	}
-	s.mu.Lock()
-	s.recvSeq = f.value
-	s.recvOff += cost(f.data)
-	s.stats.Received++
-	// Acknowledge in batches: every AckEvery messages, and (in reader)
-	// whenever everything that arrived has been read.
-	want := s.recvSeq-c.ackSent >= uint64(s.cfg.AckEvery) && !c.ackWanted
-	c.ackWanted = c.ackWanted || want
-	s.mu.Unlock()
-	if want {
-		c.wakeWriter()
+	c.inbox = append(c.inbox, f.data)
+	c.rSeq, c.rOff = f.value, c.rOff+cost(f.data)
+	if len(c.inbox) >= maxDeliver {
+		return c.deliver()
 	}
 	return nil
 }
 
-// ackIfBehind asks the writer for an ACK if messages were delivered since
-// the last one.
-func (c *connRun) ackIfBehind() {
+// deliver hands the gathered messages to the endpoint and records them as
+// delivered; an ACK follows at once after AckEvery messages, and
+// otherwise within ackDelay (or with the next frame the writer sends).
+func (c *connRun) deliver() error {
+	if len(c.inbox) == 0 {
+		return nil
+	}
 	s := c.s
+	var n int
+	var off uint64
+	var err error
+	if be, ok := s.ep.(BatchEndpoint); ok {
+		if err = be.DeliverBatch(c.inbox); err == nil {
+			n = len(c.inbox)
+			for _, m := range c.inbox {
+				off += cost(m)
+			}
+		}
+	} else {
+		for _, m := range c.inbox {
+			if err = s.ep.Deliver(m); err != nil {
+				break
+			}
+			n++
+			off += cost(m)
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("%w: delivering: %w", errEndpoint, err)
+	}
+	clear(c.inbox) // the endpoint has them now
+	c.inbox = c.inbox[:0]
+	if n == 0 {
+		return err
+	}
+	// Deliver comes before recvOff grows: the writer reads recvOff before
+	// Room, so it may under-count credit but never over-count it.
 	s.mu.Lock()
-	want := s.recvSeq > c.ackSent && !c.ackWanted
-	c.ackWanted = c.ackWanted || want
+	s.recvSeq += uint64(n)
+	s.recvOff += off
+	s.stats.Received += uint64(n)
+	c.granted = s.granted
+	wake := false
+	if s.recvSeq-c.ackSent >= uint64(s.cfg.AckEvery) {
+		wake = !c.ackWanted
+		c.ackWanted = true
+	} else {
+		c.armFlushLocked()
+	}
+	if s.granted-s.recvOff < uint64(c.maxMsg) {
+		// The peer may soon wait for credit: the writer must watch the
+		// room from now on.
+		wake = true
+	}
 	s.mu.Unlock()
-	if want {
+	if wake {
 		c.wakeWriter()
 	}
+	return err
 }
 
 // puller takes messages from the endpoint while the peer's credit and the
 // unacknowledged window allow, so that when the peer is full the messages
-// wait in the local outbox, where writers see a full pipe.
+// wait in the local outbox, where writers see a full pipe. It waits for
+// one message, then takes what else is waiting without waiting, and hands
+// them to the writer together.
 func (c *connRun) puller() error {
 	s := c.s
+	var msgs [][]byte
 	for {
 		s.mu.Lock()
-		can := !c.bye && s.out.len() < s.cfg.MaxUnacked && s.out.lastEnd() < s.limit
+		window := s.cfg.MaxUnacked - s.out.len()
+		end, limit := s.out.lastEnd(), s.limit
+		// Keep only about a batch ahead of the writer: messages wait
+		// better in the endpoint, where local writers see them.
+		unsent := s.out.last() + 1 - c.writeNext
+		can := !c.bye && window > 0 && end < limit && unsent < maxPull
 		s.mu.Unlock()
 		if !can {
 			select {
@@ -265,12 +392,41 @@ func (c *connRun) puller() error {
 				return nil
 			}
 		}
-		msg, err := s.ep.Next(c.ctx)
-		if msg != nil || err == nil {
+		var err error
+		if be, ok := s.ep.(BatchEndpoint); ok {
+			msgs, err = be.NextBatch(c.ctx, msgs, min(window, maxPull), int64(min(limit-end, 1<<62)))
+		} else {
+			var msg []byte
+			msg, err = s.ep.Next(c.ctx)
+			if msg != nil || err == nil {
+				msgs = append(msgs, msg)
+				end += cost(msg)
+			}
+		}
+		for err == nil && len(msgs) < min(window, maxPull) && end < limit {
+			var msg []byte
+			msg, err = s.ep.Next(tryCtx)
+			if err != nil {
+				if errors.Is(err, context.Canceled) && c.ctx.Err() == nil {
+					err = nil // nothing more waiting
+					break
+				}
+				if msg == nil {
+					break
+				}
+			}
+			msgs = append(msgs, msg)
+			end += cost(msg)
+		}
+		if len(msgs) > 0 {
 			// Ours now, whatever happens to the connection.
 			s.mu.Lock()
-			s.out.push(msg)
+			for _, m := range msgs {
+				s.out.push(m)
+			}
 			s.mu.Unlock()
+			clear(msgs)
+			msgs = msgs[:0]
 			c.wakeWriter()
 		}
 		if err != nil {
@@ -289,7 +445,8 @@ type pending struct {
 }
 
 // writer writes every frame, batching: it gathers what is ready, writes it
-// into the buffer, and flushes only when nothing more is ready.
+// into the buffer, and flushes only when nothing more is ready. An ACK
+// rides along with anything else it writes.
 func (c *connRun) writer(readerDone <-chan struct{}) error {
 	s := c.s
 	roomChanged := s.ep.RoomChanged()
@@ -297,16 +454,21 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 	defer ping.Stop()
 	var batch []pending
 	wroteSinceTick := false
+	flushed := false // the flush timer fired: send what it was armed for
 	for c.ctx.Err() == nil {
 		s.mu.Lock()
-		var ack, pong uint64
-		sendAck, sendPong, bye, byeText := false, false, c.bye, c.byeText
-		if c.ackWanted || s.recvSeq-c.ackSent >= uint64(s.cfg.AckEvery) {
-			if s.recvSeq > c.ackSent {
-				ack, sendAck, c.ackSent = s.recvSeq, true, s.recvSeq
-			}
-			c.ackWanted = false
+		recvOff := s.recvOff
+		if flushed {
+			c.flushArmed = false
 		}
+		s.mu.Unlock()
+		fired := flushed
+		flushed = false
+		credit, sendCredit := c.credit(recvOff, fired)
+
+		s.mu.Lock()
+		var ack, pong uint64
+		sendPong, bye, byeText := false, c.bye, c.byeText
 		if c.pong {
 			pong, sendPong, c.pong = c.pongToken, true, false
 		}
@@ -322,6 +484,9 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 					ErrMessageTooLarge, c.writeNext, len(msg), c.maxMsg)
 				break
 			}
+			if len(batch) == 0 {
+				signal(c.pullWake) // room ahead of the writer
+			}
 			batch = append(batch, pending{c.writeNext, msg})
 			if c.writeNext <= s.maxWritten {
 				s.stats.Resent++
@@ -331,10 +496,19 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 			}
 			c.writeNext++
 		}
-		recvOff := s.recvOff
+		// An ACK when one is due, or for free with anything else.
+		due := c.ackWanted || fired || s.recvSeq-c.ackSent >= uint64(s.cfg.AckEvery)
+		sendAck := s.recvSeq > c.ackSent && (due || sendCredit || sendPong || len(batch) > 0 || bye)
+		if sendAck {
+			ack, c.ackSent = s.recvSeq, s.recvSeq
+		}
+		c.ackWanted = false
+		// Watch the room only while the peer may be waiting for credit:
+		// otherwise every read of the local pipe would wake the writer
+		// for a grant too small to send.
+		watchRoom := s.granted-recvOff < uint64(c.maxMsg)
 		s.mu.Unlock()
 
-		credit, sendCredit := c.credit(recvOff)
 		wrote := sendAck || sendPong || sendCredit || len(batch) > 0
 		var err error
 		put := func(f frame) {
@@ -352,7 +526,9 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 			put(frame{typ: framePong, value: pong})
 		}
 		for _, p := range batch {
-			put(frame{typ: frameData, value: p.seq, data: p.msg})
+			if err == nil {
+				err = writeData(c.bw, p.seq, p.msg)
+			}
 		}
 		clear(batch) // do not keep messages alive after they are acknowledged
 		if err != nil {
@@ -376,9 +552,15 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 				return fmt.Errorf("writing: %w", err)
 			}
 		}
+		var room <-chan struct{}
+		if watchRoom {
+			room = roomChanged
+		}
 		select {
 		case <-c.wake:
-		case <-roomChanged:
+		case <-room:
+		case <-c.flush.C:
+			flushed = true
 		case <-ping.C:
 			if !wroteSinceTick {
 				if err := writeFrame(c.bw, frame{typ: framePing, value: uint64(time.Now().UnixNano())}); err != nil {
@@ -421,8 +603,9 @@ func (c *connRun) sayBye(text string, readerDone <-chan struct{}) error {
 // from the first message of the session — so a CREDIT lost with a
 // connection is simply superseded by the next. recvOff must have been
 // read before Room is, so that a delivery in between makes the grant
-// smaller, never larger than the room.
-func (c *connRun) credit(recvOff uint64) (uint64, bool) {
+// smaller, never larger than the room. force sends a grant held back
+// (ackDelay has passed).
+func (c *connRun) credit(recvOff uint64, force bool) (uint64, bool) {
 	s := c.s
 	limit := recvOff + uint64(max(s.ep.Room(), 0))
 	s.mu.Lock()
@@ -438,10 +621,21 @@ func (c *connRun) credit(recvOff uint64) (uint64, bool) {
 	if limit <= s.granted {
 		return 0, false
 	}
-	// Grant in steps rather than per message read, but at once when the
-	// peer may be stuck: with less than a message of credit left it may
-	// be waiting for exactly this.
-	if limit-s.granted < creditStep && s.granted-recvOff >= uint64(c.maxMsg) {
+	// Grant in steps rather than per message read. A peer with at least
+	// a max message of credit left can send whatever it has, so it waits
+	// for the next step. One with less may be waiting for exactly this:
+	// it gets the grant at once if that lets it send anything, or doubles
+	// what it may send; and otherwise within ackDelay, so that a reader
+	// taking one small message at a time from a full pipe does not cost a
+	// CREDIT each.
+	grow, unused, after := limit-s.granted, s.granted-recvOff, limit-recvOff
+	switch {
+	case grow >= creditStep:
+	case unused >= uint64(c.maxMsg):
+		return 0, false
+	case force || after >= uint64(c.maxMsg) || 2*grow >= after:
+	default:
+		c.armFlushLocked()
 		return 0, false
 	}
 	s.granted = limit
