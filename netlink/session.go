@@ -69,9 +69,10 @@ type BatchEndpoint interface {
 	// Next; when ctx ends before the first message it returns ctx's
 	// error and takes nothing.
 	NextBatch(ctx context.Context, dst [][]byte, count int, bytes int64) ([][]byte, error)
-	// DeliverBatch is Deliver for many messages, in order: all are
-	// queued, or (with an error) none.
-	DeliverBatch(msgs [][]byte) error
+	// DeliverBatch is Deliver for many messages, in order. It returns
+	// how many it queued: all of them, or with an error the ones before
+	// the first it could not.
+	DeliverBatch(msgs [][]byte) (int, error)
 }
 
 // runSlot is the right to serve a connection: a session serves one at a

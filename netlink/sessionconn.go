@@ -318,11 +318,9 @@ func (c *connRun) deliver() error {
 	var off uint64
 	var err error
 	if be, ok := s.ep.(BatchEndpoint); ok {
-		if err = be.DeliverBatch(c.inbox); err == nil {
-			n = len(c.inbox)
-			for _, m := range c.inbox {
-				off += cost(m)
-			}
+		n, err = be.DeliverBatch(c.inbox)
+		for _, m := range c.inbox[:n] {
+			off += cost(m)
 		}
 	} else {
 		for _, m := range c.inbox {
