@@ -76,6 +76,57 @@ func (pt *Port) Next(ctx context.Context) ([]byte, error) {
 	return m, nil
 }
 
+// NextBatch is Next for many messages at once, so that a link under load
+// pays one wake-up and one lock for a batch rather than for each message.
+// It waits for a message as Next does, then takes those waiting behind
+// it without waiting: it appends at most count messages to dst in all,
+// and stops once their bytes (each message counting max(len, 1)) reach
+// bytes, so the last one may go beyond it.
+func (pt *Port) NextBatch(ctx context.Context, dst [][]byte, count int, bytes int64) ([][]byte, error) {
+	m, err := pt.Next(ctx)
+	if err != nil {
+		return dst, err
+	}
+	dst = append(dst, m)
+	total := int64(max(len(m), 1))
+	q := pt.out
+	var wk wakeups
+	q.mu.Lock()
+	if !q.closed && pt.reader.partial == nil {
+		for n := 1; n < count && total < bytes && q.msgs.len() > 0; n++ {
+			m := q.msgs.pop()
+			q.deliveredLocked(len(m))
+			dst = append(dst, m)
+			total += int64(max(len(m), 1))
+		}
+		q.settleLocked(&wk)
+	}
+	q.mu.Unlock()
+	wk.run()
+	return dst, nil
+}
+
+// DeliverBatch is Deliver for many messages, in order. It queues all of
+// them and returns their number, or none (0, ErrClosed) once the pipe is
+// destroyed.
+func (pt *Port) DeliverBatch(ms [][]byte) (int, error) {
+	q := pt.p.recv
+	var wk wakeups
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return 0, ErrClosed
+	}
+	for _, m := range ms {
+		q.pushLocked(m)
+	}
+	q.roomMark = q.bytes
+	q.settleLocked(&wk)
+	q.mu.Unlock()
+	wk.run()
+	return len(ms), nil
+}
+
 // Deliver queues a message from the peer for local readers. It is taken
 // even over capacity: the link only sends within the room it advertised,
 // and a message it already received must not be lost if the capacity was
