@@ -50,10 +50,11 @@ func (s *Server) parseTCPOptions(words []string, allowTimeout bool) (tcpOptions,
 
 func (s *Server) netConfig(pn *pipeNode, o tcpOptions) netlink.Config {
 	return netlink.Config{
-		Secret:     o.secret,
-		TLS:        s.opts.TLS,
-		MaxMessage: int(pn.p.Settings().MaxMessage),
-		Logger:     s.log.With("pipe", pn.p.Name()),
+		Secret:           o.secret,
+		TLS:              s.opts.TLS,
+		MaxMessage:       int(pn.p.Settings().MaxMessage),
+		HandshakeTimeout: s.opts.HandshakeTimeout,
+		Logger:           s.log.With("pipe", pn.p.Name()),
 	}
 }
 

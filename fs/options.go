@@ -3,6 +3,7 @@ package fs
 import (
 	"crypto/tls"
 	"log/slog"
+	"time"
 
 	"pipefs/pipe"
 )
@@ -30,6 +31,11 @@ type Options struct {
 	Insecure bool
 	// TLS, when set, encrypts TCP links (see netlink.LoadTLS).
 	TLS *tls.Config
+	// HandshakeTimeout bounds a TCP link's handshake, so that a peer that
+	// connects and says nothing costs its connection only that long (and
+	// a BYE's wait for the peer to close); zero means
+	// netlink.DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
 	// Readers is how many goroutines read requests from the kernel. Two
 	// is the measured optimum on small machines: each extra idle reader
 	// turns a request into an extra sleep and wake-up. Zero means two.

@@ -213,6 +213,13 @@ func (hs *handshaker) refuse(err error) error {
 	return err
 }
 
+// refuseTelling is refuse for a reason that reads differently from the
+// other side: the peer is told told, which it shows as its own status.
+func (hs *handshaker) refuseTelling(err, told error) error {
+	hs.w.Write(errorFrame(told))
+	return err
+}
+
 // errorFrame encodes an ERROR frame carrying err's text.
 func errorFrame(err error) []byte {
 	text := err.Error()
@@ -253,11 +260,13 @@ func (hs *handshaker) flags() uint16 {
 // later with a less clear error.
 func (hs *handshaker) checkSecrets(peer *hello) error {
 	mine, theirs := len(hs.side.secret) > 0, peer.flags&flagSecret != 0
+	noSecret := fmt.Errorf("%w: the peer has no secret, and this side requires one", ErrAuth)
+	needsSecret := fmt.Errorf("%w: the peer requires a secret, and this side has none", ErrAuth)
 	switch {
 	case mine && !theirs:
-		return hs.refuse(fmt.Errorf("%w: this side requires a secret and the peer has none", ErrAuth))
+		return hs.refuseTelling(noSecret, needsSecret)
 	case !mine && theirs:
-		return hs.refuse(fmt.Errorf("%w: the peer requires a secret and this side has none", ErrAuth))
+		return hs.refuseTelling(needsSecret, noSecret)
 	}
 	return nil
 }

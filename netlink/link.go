@@ -42,6 +42,9 @@ type Link struct {
 	sess *Session
 	gate *byeGate // between sess and cfg.Endpoint
 	log  *slog.Logger
+	// strangers logs connections to a listening rendezvous that fail
+	// their handshake, at a bounded rate.
+	strangers *strangerLog
 
 	closeCtx context.Context // ends at Close
 	close    context.CancelFunc
@@ -92,7 +95,8 @@ func NewLink(cfg LinkConfig) (*Link, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	gate := newByeGate(cfg.Endpoint)
 	return &Link{
-		cfg: cfg, sess: newSession(cfg.Config, gate, newSessionID()), gate: gate, log: cfg.Logger,
+		cfg: cfg, sess: newSession(cfg.Config, gate, newSessionID()), gate: gate,
+		log: cfg.Logger, strangers: newStrangerLog(cfg.Logger),
 		closeCtx: ctx, close: cancel, done: make(chan struct{}),
 		state: StateDown, reconnect: make(chan struct{}, 1),
 	}, nil

@@ -153,7 +153,7 @@ func (l *Link) acceptOne(ctx, runCtx context.Context, ln net.Listener, window ti
 		select {
 		case slots <- struct{}{}:
 		default:
-			l.log.Info("rendezvous: too many handshakes, dropping connection", "peer", conn.RemoteAddr())
+			l.strangers.info("rendezvous: too many handshakes, dropping connection", "peer", conn.RemoteAddr())
 			conn.Close()
 			continue
 		}
@@ -163,7 +163,7 @@ func (l *Link) acceptOne(ctx, runCtx context.Context, ln net.Listener, window ti
 			// any other is refused.
 			est, err := l.sess.establish(wctx, runCtx, conn, Acceptor, false)
 			if err != nil {
-				l.log.Info("rendezvous: handshake failed", "peer", conn.RemoteAddr(), "err", err)
+				l.strangers.info("rendezvous: handshake failed", "peer", conn.RemoteAddr(), "err", err)
 				return
 			}
 			mu.Lock()

@@ -39,8 +39,9 @@ type ServerConfig struct {
 // by HandshakeTimeout, and nothing is created for a peer before it has
 // proved the secret.
 type Server struct {
-	cfg ServerConfig
-	log *slog.Logger
+	cfg       ServerConfig
+	log       *slog.Logger
+	strangers *strangerLog // failed and dropped connections, rate-bounded
 
 	createMu sync.Mutex // serialises making sessions, so one peer gets one
 	mu       sync.Mutex
@@ -57,7 +58,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxHandshakes <= 0 {
 		cfg.MaxHandshakes = DefaultMaxHandshakes
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, sessions: make(map[SessionID]*Session), gates: make(map[*Session]*byeGate)}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, strangers: newStrangerLog(cfg.Logger), sessions: make(map[SessionID]*Session), gates: make(map[*Session]*byeGate)}, nil
 }
 
 // Sessions returns the number of sessions the server knows.
@@ -97,7 +98,7 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 		select {
 		case slots <- struct{}{}:
 		default:
-			srv.log.Info("too many handshakes in progress, dropping connection", "peer", conn.RemoteAddr())
+			srv.strangers.info("too many handshakes in progress, dropping connection", "peer", conn.RemoteAddr())
 			conn.Close()
 			continue
 		}
@@ -147,7 +148,7 @@ func (srv *Server) handle(ctx context.Context, conn net.Conn, slots chan struct{
 			sess.release(slot, nil)
 		}
 		if ctx.Err() == nil {
-			srv.log.Info("handshake failed", "peer", conn.RemoteAddr(), "err", err)
+			srv.strangers.info("handshake failed", "peer", conn.RemoteAddr(), "err", err)
 		}
 		return
 	}

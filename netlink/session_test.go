@@ -193,8 +193,9 @@ func TestSessionSecrets(t *testing.T) {
 		{"same secret", "s3cret", "s3cret", nil, nil, ""},
 		{"no secrets", "", "", nil, nil, ""},
 		{"wrong secret", "s3cret", "other", ErrRefused, ErrAuth, "wrong secret"},
-		{"only dialer has one", "s3cret", "", ErrRefused, ErrAuth, "peer requires a secret"},
-		{"only acceptor has one", "", "s3cret", ErrRefused, ErrAuth, "requires a secret and the peer has none"},
+		// The refused side reads the reason from its own point of view.
+		{"only dialer has one", "s3cret", "", ErrRefused, ErrAuth, "the peer has no secret, and this side requires one"},
+		{"only acceptor has one", "", "s3cret", ErrRefused, ErrAuth, "the peer requires a secret, and this side has none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

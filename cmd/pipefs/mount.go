@@ -42,6 +42,7 @@ Flags:
 		tlsCert    = fl.String("tls-cert", "", "certificate for TLS on TCP links (with --tls-key)")
 		tlsKey     = fl.String("tls-key", "", "private key for --tls-cert")
 		tlsCA      = fl.String("tls-ca", "", "CA that peers' certificates must chain to")
+		handshake  = fl.Duration("link-handshake-timeout", netlink.DefaultHandshakeTimeout, "how long a TCP link's handshake may take: a peer that connects and says nothing costs its connection this long")
 		cpuProfile = fl.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` when it exits")
 	)
 	pos, err := parseInterspersed(fl, args)
@@ -60,6 +61,9 @@ Flags:
 	}
 	if err := defaults.Validate(); err != nil {
 		return usageErrorf("%v", err)
+	}
+	if *handshake <= 0 {
+		return usageErrorf("--link-handshake-timeout must be positive")
 	}
 
 	var secret []byte
@@ -107,6 +111,8 @@ Flags:
 		Secret:     secret,
 		Insecure:   *insecure,
 		TLS:        tlsConfig,
+
+		HandshakeTimeout: *handshake,
 	})
 	if err != nil {
 		return err
