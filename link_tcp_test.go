@@ -186,8 +186,9 @@ func TestLinkTCPDisconnectDoesNotStallTheMount(t *testing.T) {
 	if got != "name q\n1\n" {
 		t.Fatalf("ctl and pending of another pipe read %q; want %q", got, "name q\n1\n")
 	}
-	// Well under the 5 s each disconnect used to hold a request loop.
-	if took > 2500*time.Millisecond {
+	// Under the 5 s each disconnect used to hold a request loop (and the
+	// 10 s a BYE waits for a silent peer), with room for a loaded machine.
+	if took > 4*time.Second {
 		t.Fatalf("two disconnects and a read of another pipe took %v with the peer unresponsive; want them served at once", took)
 	}
 	// Meanwhile the status says what was asked.

@@ -247,7 +247,7 @@ func (l *Link) connect(ctx context.Context, bo *backoff, timed bool) (*establish
 	if timed && l.cfg.Timeout > 0 {
 		var cancelT context.CancelFunc
 		cctx, cancelT = context.WithTimeoutCause(cctx, l.cfg.Timeout,
-			fmt.Errorf("%w: no peer within %v", ErrTimeout, l.cfg.Timeout))
+			fmt.Errorf("%w (%v)", ErrTimeout, l.cfg.Timeout))
 		defer cancelT()
 	}
 	l.mu.Lock()

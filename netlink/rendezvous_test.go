@@ -87,7 +87,7 @@ func TestRendezvousTimeout(t *testing.T) {
 	ea.sendN("a", 7)
 	startLink(t, a)
 	st := waitState(t, a, StateFailed)
-	if !strings.Contains(st.Reason, "no peer within 100ms") {
+	if !strings.Contains(st.Reason, "no peer within timeout (100ms)") {
 		t.Errorf("reason %q, want the timeout", st.Reason)
 	}
 	if out, taken, _ := ea.counts(); out != 7 || taken != 0 {
