@@ -244,4 +244,9 @@ func TestLinkTCPUnlinkThenLinkAgain(t *testing.T) {
 		t.Fatalf("%s read %q; want fresh", peer, got)
 	}
 	b.wantPending(t, peers["p"], 0)
+	// rmdir of a linked pipe unlinks it first, in the background too.
+	a.sh(t, `rmdir "$M/p"`)
+	if got := a.status(t, "")["pipes"]; got != "0" {
+		t.Fatalf("after rmdir the mount counts %s pipes; want 0", got)
+	}
 }
