@@ -379,9 +379,9 @@ func (p *Pipe) Clear() {
 	var wk wakeups
 	q.mu.Lock()
 	for q.msgs.len() > 0 {
-		m := q.msgs.pop()
-		q.count--
-		q.bytes -= int64(len(m))
+		b, n := q.msgs.popRun()
+		q.count -= n
+		q.bytes -= int64(len(b))
 	}
 	q.msgs.clear()
 	if !q.closed {

@@ -127,21 +127,17 @@ func (q *Queue) commitLocked(w *Writer, chunk []byte) {
 		w.tail = append(w.tail, chunk...)
 		return
 	}
+	lines := chunk[:bytes.LastIndexByte(chunk, '\n')+1]
+	rest := chunk[len(lines):]
 	if len(w.tail) > 0 {
 		m := make([]byte, len(w.tail)+first+1)
 		copy(m[copy(m, w.tail):], chunk[:first+1])
 		q.pushLocked(m)
-	} else {
-		q.pushLocked(chunk[:first+1])
+		lines = lines[first+1:]
 	}
-	rest := chunk[first+1:]
-	for {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			break
-		}
-		q.pushLocked(rest[:i+1])
-		rest = rest[i+1:]
+	if len(lines) > 0 {
+		// The write's whole lines stay together as one run.
+		q.pushRunLocked(lines, bytes.Count(lines, newline))
 	}
 	if cap(w.tail) > 64<<10 && len(rest) == 0 {
 		w.tail = nil // do not keep a long line's buffer forever
@@ -154,11 +150,18 @@ func (q *Queue) commitLocked(w *Writer, chunk []byte) {
 // the write's chunk as capacity (see takeLocked); nothing ever appends to a
 // queued message, so the bytes stay immutable.
 func (q *Queue) pushLocked(m []byte) {
-	q.msgs.push(m)
-	q.count++
-	q.bytes += int64(len(m))
-	q.enqueued++
+	q.pushRunLocked(m, 1)
 }
+
+// pushRunLocked queues n messages held side by side in b (see ring).
+func (q *Queue) pushRunLocked(b []byte, n int) {
+	q.msgs.pushRun(b, n)
+	q.count += n
+	q.bytes += int64(len(b))
+	q.enqueued += uint64(n)
+}
+
+var newline = []byte{'\n'}
 
 // flushTailLocked queues a writer's unterminated tail as a message with
 // '\n' added. The bytes were already accepted by a write, so they are
@@ -196,38 +199,63 @@ func (q *Queue) takeLocked(r *Reader, dst [][]byte, max int, cont bool) ([][]byt
 	if q.msgs.len() == 0 {
 		return dst, false
 	}
-	m := q.msgs.peek()
+	m := q.msgs.pop()
 	if len(m) > max {
 		// Too big for the buffer: the reader owns the message until
 		// its last byte is read, or puts it back when it closes.
-		q.msgs.pop()
 		r.partial, r.off = m, max
 		return append(dst, m[:max]), true
 	}
-	q.msgs.pop()
 	q.deliveredLocked(len(m))
 	dst = append(dst, m)
 	if !q.s.Batch || r.whole {
 		return dst, true
 	}
 	left := max - len(m)
-	for q.msgs.len() > 0 && len(q.msgs.peek()) <= left {
-		m = q.msgs.pop()
-		q.deliveredLocked(len(m))
-		left -= len(m)
-		// Lines of one write sit side by side in one allocation: join
-		// them into one view so the reply needs few iovecs. A message
-		// keeps the capacity of the chunk it was cut from, and m lying
-		// within last's capacity proves they share the allocation, so
-		// the joined view keeps all of it alive for the collector.
-		last := dst[len(dst)-1]
-		if len(m) > 0 && cap(last)-len(last) >= len(m) && &last[:len(last)+1][len(last)] == &m[0] {
-			dst[len(dst)-1] = last[:len(last)+len(m)]
+	for q.msgs.len() > 0 && left > 0 {
+		b, n := q.msgs.peekRun()
+		whole := len(b) <= left
+		if whole {
+			q.msgs.popRun()
 		} else {
-			dst = append(dst, m)
+			// Whole lines from the front of the run, as many as fit.
+			if n == 1 {
+				break
+			}
+			end := bytes.LastIndexByte(b[:left], '\n') + 1
+			if end == 0 {
+				break
+			}
+			b, n = b[:end], bytes.Count(b[:end], newline)
+			q.msgs.cutRun(end, n)
+		}
+		q.count -= n
+		q.bytes -= int64(len(b))
+		q.delivered += uint64(n)
+		left -= len(b)
+		dst = joinView(dst, b)
+		if !whole {
+			break // the next line does not fit
 		}
 	}
 	return dst, true
+}
+
+// joinView appends b to dst, joined with dst's last view when b follows it
+// in memory, so that a reply needs few iovecs. Lines of one write sit side
+// by side in one allocation, and a view keeps the capacity of the chunk it
+// was cut from: b lying within the last view's capacity proves they share
+// the allocation, so the joined view keeps all of it alive for the
+// collector.
+func joinView(dst [][]byte, b []byte) [][]byte {
+	if len(dst) > 0 && len(b) > 0 {
+		last := dst[len(dst)-1]
+		if cap(last)-len(last) >= len(b) && &last[:len(last)+1][len(last)] == &b[0] {
+			dst[len(dst)-1] = last[:len(last)+len(b)]
+			return dst
+		}
+	}
+	return append(dst, b)
 }
 
 func (q *Queue) deliveredLocked(n int) {

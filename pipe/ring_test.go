@@ -41,8 +41,10 @@ func TestRingModel(t *testing.T) {
 		if r.len() != len(model) {
 			t.Fatalf("step %d: len = %d; want %d", step, r.len(), len(model))
 		}
-		if len(model) > 0 && string(r.peek()) != string(model[0]) {
-			t.Fatalf("step %d: peek = %q; want %q", step, r.peek(), model[0])
+		if len(model) > 0 {
+			if b, _ := r.peekRun(); string(b) != string(model[0]) {
+				t.Fatalf("step %d: peekRun = %q; want %q", step, b, model[0])
+			}
 		}
 		if n := len(r.buf); n&(n-1) != 0 || n < r.n {
 			t.Fatalf("step %d: %d slots for %d messages; want a power of two at least as many", step, n, r.n)
@@ -70,8 +72,8 @@ func TestRingPopClearsSlot(t *testing.T) {
 	r.push([]byte("b"))
 	r.pop()
 	for i, m := range r.buf {
-		if m != nil && string(m) != "b" {
-			t.Fatalf("slot %d still holds %q after its message was popped", i, m)
+		if m.b != nil && string(m.b) != "b" {
+			t.Fatalf("slot %d still holds %q after its message was popped", i, m.b)
 		}
 	}
 	r.clear()
@@ -111,9 +113,11 @@ func TestQueueAccounting(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		count, bytes := q.msgs.len(), int64(0)
+		count, bytes := 0, int64(0)
 		for i := range q.msgs.len() {
-			bytes += int64(len(q.msgs.buf[(q.msgs.head+i)&(len(q.msgs.buf)-1)]))
+			slot := q.msgs.buf[(q.msgs.head+i)&(len(q.msgs.buf)-1)]
+			count += slot.n
+			bytes += int64(len(slot.b))
 		}
 		for _, r := range readers {
 			if r.partial != nil {
@@ -127,5 +131,26 @@ func TestQueueAccounting(t *testing.T) {
 		if q.enqueued-q.delivered < uint64(q.count) {
 			t.Fatalf("step %d: %d enqueued, %d delivered, but %d waiting", step, q.enqueued, q.delivered, q.count)
 		}
+	}
+}
+
+// A run of lines gives its messages one at a time to pop, and its front
+// lines to cutRun, while peekRun and popRun see the rest as one slot.
+func TestRingRuns(t *testing.T) {
+	var r ring
+	r.pushRun([]byte("a\nbb\nccc\n"), 3)
+	r.push([]byte("x\ny")) // one message that merely contains '\n'
+	if got := string(r.pop()); got != "a\n" {
+		t.Fatalf("pop = %q; want %q", got, "a\n")
+	}
+	if b, n := r.peekRun(); string(b) != "bb\nccc\n" || n != 2 {
+		t.Fatalf("peekRun = %q, %d; want the two lines left", b, n)
+	}
+	r.cutRun(3, 1)
+	if b, n := r.popRun(); string(b) != "ccc\n" || n != 1 {
+		t.Fatalf("popRun = %q, %d; want the last line", b, n)
+	}
+	if got := string(r.pop()); got != "x\ny" || r.len() != 0 {
+		t.Fatalf("pop = %q with %d runs left; want the whole packet and none", got, r.len())
 	}
 }
