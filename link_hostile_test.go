@@ -66,6 +66,9 @@ func TestLinkHostilePeers(t *testing.T) {
 		{"hello without a secret, never reads", helloFrame(false)},
 	} {
 		conn := dialRaw(t, addr)
+		if conn == nil {
+			t.FailNow()
+		}
 		if _, err := conn.Write(c.send); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -77,16 +80,22 @@ func TestLinkHostilePeers(t *testing.T) {
 	srv.waitFDs(t, baseline)
 
 	// A thousand connections at once: the daemon runs a bounded number of
-	// handshakes and closes the rest at once.
+	// handshakes and closes the rest at once. (They are dialled 100 at a
+	// time, so that the kernel's queue of half-open connections, not the
+	// daemon, is never what holds them up.)
 	const flood = 1000
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	dialing := make(chan struct{}, 100)
 	for range flood {
+		dialing <- struct{}{}
 		wg.Go(func() {
-			conn := dialRaw(t, addr)
-			mu.Lock()
-			hostile = append(hostile, conn)
-			mu.Unlock()
+			defer func() { <-dialing }()
+			if conn := dialRaw(t, addr); conn != nil {
+				mu.Lock()
+				hostile = append(hostile, conn)
+				mu.Unlock()
+			}
 		})
 	}
 	wg.Wait()
@@ -226,6 +235,8 @@ func helloFrame(secret bool) []byte {
 	return append(append(frame, 0x01), body...)
 }
 
+// dialRaw connects to addr; on failure it marks the test failed and
+// returns nil (it may run in any goroutine).
 func dialRaw(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, failAfter)
@@ -331,6 +342,9 @@ func stalledPeer(t *testing.T, addr, secretFile, name string) *stalled {
 		t.Fatal(err)
 	}
 	raw := dialRaw(t, addr)
+	if raw == nil {
+		t.FailNow()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &stalled{cancel: cancel, done: make(chan struct{}), session: sess,
 		conn: &stallConn{Conn: raw, stop: make(chan struct{}), closed: make(chan struct{})}}
