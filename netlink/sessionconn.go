@@ -23,9 +23,9 @@ const bufSize = 64 << 10
 // one update of the session's state. The bounds keep each step short, so
 // that the other goroutines are never held off for long.
 const (
-	maxPull    = 1024
-	maxBatch   = 256
-	maxDeliver = 1024
+	maxPull    = 2048
+	maxBatch   = 512
+	maxDeliver = 4096
 )
 
 // ackDelay is how long a receiver may hold back an ACK (or a small CREDIT
@@ -35,6 +35,20 @@ const (
 // messages, each of which would otherwise cost a frame back, a write and
 // a wake-up on both sides.
 const ackDelay = 2 * time.Millisecond
+
+// Lingering. A stream of single messages, each written on its own, would
+// otherwise cost a wake-up of the sender and a frame and a wake-up of the
+// receiver per message. When lingerAfter batches in a row each held fewer
+// than lingerBelow messages and came less than lingerGap after the one
+// before, the puller waits linger before taking the next, and takes
+// whatever came meanwhile in one batch. A lone message (a request, a
+// ping-pong) goes out at once.
+const (
+	linger      = 250 * time.Microsecond
+	lingerGap   = 250 * time.Microsecond
+	lingerAfter = 3
+	lingerBelow = 64
+)
 
 // tryCtx is a context that has already ended: Endpoint.Next with it takes
 // a message only if one is waiting, and otherwise returns at once.
@@ -96,6 +110,12 @@ type connRun struct {
 	byeText    string // (mu)
 
 	creditSent bool // (mu) a CREDIT was written on this connection
+
+	// wmu is held while writing to the connection: by the writer, or by
+	// the puller writing what it just took.
+	wmu            sync.Mutex
+	batch          []pending // (wmu)
+	wroteSinceTick bool      // (wmu) something was written since the last keepalive tick
 
 	// The reader's view of what it has accepted: messages up to rSeq,
 	// of cumulative cost rOff, have been checked and gathered in inbox
@@ -373,6 +393,11 @@ func (c *connRun) deliver() error {
 func (c *connRun) puller() error {
 	s := c.s
 	var msgs [][]byte
+	var last time.Time // when the last batch was taken
+	streak := 0        // small batches in a row, each soon after the last
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		s.mu.Lock()
 		window := s.cfg.MaxUnacked - s.out.len()
@@ -383,6 +408,7 @@ func (c *connRun) puller() error {
 		can := !c.bye && window > 0 && end < limit && unsent < maxPull
 		s.mu.Unlock()
 		if !can {
+			streak = 0
 			select {
 			case <-c.pullWake:
 				continue
@@ -390,32 +416,41 @@ func (c *connRun) puller() error {
 				return nil
 			}
 		}
+		ctx := c.ctx
+		if streak >= lingerAfter {
+			// A stream of small batches: let it gather for a moment,
+			// then take what came without waiting.
+			timer.Reset(linger)
+			select {
+			case <-timer.C:
+			case <-c.ctx.Done():
+				return nil
+			}
+			ctx = tryCtx
+		}
 		var err error
-		if be, ok := s.ep.(BatchEndpoint); ok {
-			msgs, err = be.NextBatch(c.ctx, msgs, min(window, maxPull), int64(min(limit-end, 1<<62)))
-		} else {
-			var msg []byte
-			msg, err = s.ep.Next(c.ctx)
-			if msg != nil || err == nil {
-				msgs = append(msgs, msg)
-				end += cost(msg)
-			}
+		msgs, err = c.take(ctx, msgs, min(window, maxPull), end, limit)
+		if errors.Is(err, context.Canceled) && ctx == tryCtx && c.ctx.Err() == nil {
+			err = nil // nothing came: the stream has paused
 		}
-		for err == nil && len(msgs) < min(window, maxPull) && end < limit {
-			var msg []byte
-			msg, err = s.ep.Next(tryCtx)
-			if err != nil {
-				if errors.Is(err, context.Canceled) && c.ctx.Err() == nil {
-					err = nil // nothing more waiting
-					break
-				}
-				if msg == nil {
-					break
-				}
-			}
-			msgs = append(msgs, msg)
-			end += cost(msg)
+		taken := end
+		for _, m := range msgs {
+			taken += cost(m)
 		}
+		now := time.Now()
+		switch {
+		case len(msgs) == 0 || len(msgs) >= lingerBelow:
+			streak = 0 // paused, or batching well without help
+		case len(msgs) == min(window, maxPull) || taken >= limit:
+			streak = 0 // held back by the peer, not by the writers
+		case ctx == tryCtx:
+			// Lingered, and the stream goes on.
+		case now.Sub(last) < lingerGap:
+			streak++
+		default:
+			streak = 0
+		}
+		last = now
 		if len(msgs) > 0 {
 			// Ours now, whatever happens to the connection.
 			s.mu.Lock()
@@ -425,7 +460,21 @@ func (c *connRun) puller() error {
 			s.mu.Unlock()
 			clear(msgs)
 			msgs = msgs[:0]
-			c.wakeWriter()
+			// Write them from here when the writer is idle: handing
+			// them over would cost a wake-up per batch, which for a
+			// trickle of single messages is one per message.
+			if c.wmu.TryLock() {
+				bye, _, tooLarge, werr := c.writeReady(false)
+				c.wmu.Unlock()
+				if werr != nil {
+					return werr
+				}
+				if bye || tooLarge != nil {
+					c.wakeWriter() // the writer ends the connection
+				}
+			} else {
+				c.wakeWriter()
+			}
 		}
 		if err != nil {
 			if c.ctx.Err() != nil {
@@ -436,42 +485,49 @@ func (c *connRun) puller() error {
 	}
 }
 
+// take takes messages from the endpoint, waiting for the first until ctx
+// ends: up to count, while the cumulative cost end stays below limit (the
+// last one may go beyond it).
+func (c *connRun) take(ctx context.Context, msgs [][]byte, count int, end, limit uint64) ([][]byte, error) {
+	bytes := int64(min(limit-end, 1<<62))
+	if be, ok := c.s.ep.(BatchEndpoint); ok {
+		return be.NextBatch(ctx, msgs, count, bytes)
+	}
+	return nextEach(c.s.ep, ctx, msgs, count, bytes)
+}
+
 // pending is one DATA frame gathered for writing.
 type pending struct {
 	seq uint64
 	msg []byte
 }
 
-// writer writes every frame, batching: it gathers what is ready, writes it
-// into the buffer, and flushes only when nothing more is ready. An ACK
-// rides along with anything else it writes.
-func (c *connRun) writer(readerDone <-chan struct{}) error {
+// writeReady writes every frame that is ready — CREDIT, ACK, PONG, DATA
+// — in passes of up to maxBatch messages gathered under the session
+// lock, and flushes once nothing more is ready. An ACK rides along with
+// anything else written. fired says the flush timer went off. It stops
+// short of a message too large for the link, and reports a BYE that is
+// due; both are for the writer goroutine to carry out. c.wmu must be
+// held.
+func (c *connRun) writeReady(fired bool) (bye bool, byeText string, tooLarge error, err error) {
 	s := c.s
-	roomChanged := s.ep.RoomChanged()
-	ping := time.NewTicker(s.cfg.KeepAlive)
-	defer ping.Stop()
-	var batch []pending
-	wroteSinceTick := false
-	flushed := false // the flush timer fired: send what it was armed for
-	for c.ctx.Err() == nil {
+	for {
 		s.mu.Lock()
 		recvOff := s.recvOff
-		if flushed {
+		if fired {
 			c.flushArmed = false
 		}
 		s.mu.Unlock()
-		fired := flushed
-		flushed = false
 		credit, sendCredit := c.credit(recvOff, fired)
 
 		s.mu.Lock()
 		var ack, pong uint64
-		sendPong, bye, byeText := false, c.bye, c.byeText
+		sendPong := false
+		bye, byeText = c.bye, c.byeText
 		if c.pong {
 			pong, sendPong, c.pong = c.pongToken, true, false
 		}
-		batch = batch[:0]
-		var tooLarge error
+		batch := c.batch[:0]
 		for len(batch) < maxBatch && c.writeNext <= s.out.last() {
 			msg, end := s.out.at(c.writeNext)
 			if end > s.limit {
@@ -501,27 +557,17 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 			ack, c.ackSent = s.recvSeq, s.recvSeq
 		}
 		c.ackWanted = false
-		// Watch the room only while the peer may be waiting for credit:
-		// otherwise every read of the local pipe would wake the writer
-		// for a grant too small to send.
-		watchRoom := s.granted-recvOff < uint64(c.maxMsg)
+		fired = false
 		s.mu.Unlock()
 
-		wrote := sendAck || sendPong || sendCredit || len(batch) > 0
-		var err error
-		put := func(f frame) {
-			if err == nil {
-				err = writeFrame(c.bw, f)
-			}
-		}
 		if sendCredit {
-			put(frame{typ: frameCredit, value: credit})
+			err = writeFrame(c.bw, frame{typ: frameCredit, value: credit})
 		}
-		if sendAck {
-			put(frame{typ: frameAck, value: ack})
+		if sendAck && err == nil {
+			err = writeFrame(c.bw, frame{typ: frameAck, value: ack})
 		}
-		if sendPong {
-			put(frame{typ: framePong, value: pong})
+		if sendPong && err == nil {
+			err = writeFrame(c.bw, frame{typ: framePong, value: pong})
 		}
 		for _, p := range batch {
 			if err == nil {
@@ -529,43 +575,79 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 			}
 		}
 		clear(batch) // do not keep messages alive after they are acknowledged
+		c.batch = batch
 		if err != nil {
-			return fmt.Errorf("writing: %w", err)
+			return false, "", nil, fmt.Errorf("writing: %w", err)
+		}
+		wrote := sendAck || sendPong || sendCredit || len(batch) > 0
+		c.wroteSinceTick = c.wroteSinceTick || wrote
+		if !wrote || tooLarge != nil || bye {
+			break
+		}
+	}
+	if c.bw.Buffered() > 0 && tooLarge == nil && !bye {
+		if err := c.bw.Flush(); err != nil {
+			return false, "", nil, fmt.Errorf("writing: %w", err)
+		}
+	}
+	return bye, byeText, tooLarge, nil
+}
+
+// writer writes every frame the puller does not write itself: control
+// frames, DATA the puller left (it was writing, or credit came later),
+// PING when idle, and the last words — BYE, or ERROR for a message too
+// large.
+func (c *connRun) writer(readerDone <-chan struct{}) error {
+	s := c.s
+	roomChanged := s.ep.RoomChanged()
+	ping := time.NewTicker(s.cfg.KeepAlive)
+	defer ping.Stop()
+	fired := false // the flush timer fired: send what it was armed for
+	for c.ctx.Err() == nil {
+		c.wmu.Lock()
+		bye, byeText, tooLarge, err := c.writeReady(fired)
+		fired = false
+		if err != nil {
+			c.wmu.Unlock()
+			return err
 		}
 		if tooLarge != nil {
 			// The peer would wait for this message for ever; say why not.
 			c.bw.Write(errorFrame(tooLarge))
 			c.bw.Flush()
+			c.wmu.Unlock()
 			return tooLarge
 		}
 		if bye {
+			defer c.wmu.Unlock()
 			return c.sayBye(byeText, readerDone)
 		}
-		if wrote {
-			wroteSinceTick = true
-			continue
-		}
-		if c.bw.Buffered() > 0 {
-			if err := c.bw.Flush(); err != nil {
-				return fmt.Errorf("writing: %w", err)
-			}
-		}
+		c.wmu.Unlock()
+		// Watch the room only while the peer may be waiting for credit:
+		// otherwise every read of the local pipe would wake the writer
+		// for a grant too small to send.
+		s.mu.Lock()
+		watch := s.granted-s.recvOff < uint64(c.maxMsg)
+		s.mu.Unlock()
 		var room <-chan struct{}
-		if watchRoom {
+		if watch {
 			room = roomChanged
 		}
 		select {
 		case <-c.wake:
 		case <-room:
 		case <-c.flush.C:
-			flushed = true
+			fired = true
 		case <-ping.C:
-			if !wroteSinceTick {
-				if err := writeFrame(c.bw, frame{typ: framePing, value: uint64(time.Now().UnixNano())}); err != nil {
-					return fmt.Errorf("writing: %w", err)
-				}
+			c.wmu.Lock()
+			if !c.wroteSinceTick {
+				err = writeFrame(c.bw, frame{typ: framePing, value: uint64(time.Now().UnixNano())})
 			}
-			wroteSinceTick = false
+			c.wroteSinceTick = false
+			c.wmu.Unlock()
+			if err != nil {
+				return fmt.Errorf("writing: %w", err)
+			}
 		case <-c.ctx.Done():
 		}
 	}
