@@ -1,12 +1,15 @@
 package netlink
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // The gate passes an endpoint's BatchEndpoint methods through, with the
 // gate's rules, so that a link's session moves batches as a server's does.
 
-// NextBatch implements BatchEndpoint: Next for many messages. An endpoint
-// without NextBatch gives one message per call.
+// NextBatch implements BatchEndpoint: Next for many messages, also over
+// an endpoint that only has Next.
 func (g *byeGate) NextBatch(ctx context.Context, dst [][]byte, count int, bytes int64) ([][]byte, error) {
 	g.mu.Lock()
 	closed := g.closed
@@ -23,10 +26,7 @@ func (g *byeGate) NextBatch(ctx context.Context, dst [][]byte, count int, bytes 
 		if be, ok := g.Endpoint.(BatchEndpoint); ok {
 			dst, err = be.NextBatch(ctx, dst, count, bytes)
 		} else {
-			var m []byte
-			if m, err = g.Endpoint.Next(ctx); err == nil {
-				dst = append(dst, m)
-			}
+			dst, err = nextEach(g.Endpoint, ctx, dst, count, bytes)
 		}
 		if err != nil {
 			return dst, err
@@ -58,4 +58,23 @@ func (g *byeGate) DeliverBatch(msgs [][]byte) (int, error) {
 		}
 	}
 	return len(msgs), nil
+}
+
+// nextEach is NextBatch made of Next calls: the first waits until ctx
+// ends, the others take only what is already waiting.
+func nextEach(ep Endpoint, ctx context.Context, dst [][]byte, count int, bytes int64) ([][]byte, error) {
+	var total int64
+	for n := 0; n < count && total < bytes; n++ {
+		m, err := ep.Next(ctx)
+		if err != nil {
+			if n > 0 && ctx == tryCtx && errors.Is(err, context.Canceled) {
+				err = nil // nothing more waiting
+			}
+			return dst, err
+		}
+		dst = append(dst, m)
+		total += int64(cost(m))
+		ctx = tryCtx
+	}
+	return dst, nil
 }
