@@ -15,7 +15,9 @@ const (
 	// MaxMessageLimit is the largest max message the protocol allows.
 	MaxMessageLimit         = 1 << 30
 	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultKeepAlive        = 15 * time.Second
+	// DefaultHelloTimeout: see Config.HelloTimeout.
+	DefaultHelloTimeout = 2 * time.Second
+	DefaultKeepAlive    = 15 * time.Second
 	// DefaultAckEvery: a receiver acknowledges at least every this many
 	// messages, and whenever it has read everything that had arrived.
 	DefaultAckEvery = 128
@@ -44,6 +46,12 @@ type Config struct {
 	// connection, so a peer that connects and says nothing costs only
 	// that connection for that long.
 	HandshakeTimeout time.Duration
+	// HelloTimeout bounds, on an accepting side, how long a new
+	// connection may take to deliver its HELLO (the TLS handshake
+	// included), so that one that connects and says nothing gives up its
+	// handshake slot long before HandshakeTimeout. It is at most
+	// HandshakeTimeout.
+	HelloTimeout time.Duration
 	// KeepAlive is how often an idle connection sends PING; a connection
 	// on which nothing arrives for three times as long is dead.
 	KeepAlive time.Duration
@@ -63,6 +71,10 @@ func (c Config) withDefaults() Config {
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
+	if c.HelloTimeout <= 0 {
+		c.HelloTimeout = DefaultHelloTimeout
+	}
+	c.HelloTimeout = min(c.HelloTimeout, c.HandshakeTimeout)
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = DefaultKeepAlive
 	}

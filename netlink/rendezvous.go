@@ -14,10 +14,14 @@ import (
 // its listener and dials again (randomised up to twice as long).
 const DefaultListenWindow = 2 * time.Second
 
-// maxRendezvousHandshakes bounds the handshakes a listening rendezvous
-// runs at once; more connections are closed at once, so strangers that
-// connect and say nothing cannot crowd out the partner for long.
-const maxRendezvousHandshakes = 4
+// A listening rendezvous runs at most maxRendezvousHandshakes handshakes
+// at once, and at most maxRendezvousHandshakesPerSource from one source
+// address; a newcomer beyond them closes the oldest stranger's handshake
+// (see admission), so strangers cannot crowd out the partner.
+const (
+	maxRendezvousHandshakes          = 4
+	maxRendezvousHandshakesPerSource = 2
+)
 
 // Rendezvous is pIPC's network pipe, `link tcp HOST:PORT`: whichever of
 // the two sides comes first listens on the port, the other connects.
@@ -141,7 +145,7 @@ func (l *Link) acceptOne(ctx, runCtx context.Context, ln net.Listener, window ti
 		mu     sync.Mutex
 		winner *established
 	)
-	slots := make(chan struct{}, maxRendezvousHandshakes)
+	adm := newAdmission(maxRendezvousHandshakes, maxRendezvousHandshakesPerSource, l.cfg.HelloTimeout, l.strangers)
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -150,34 +154,54 @@ func (l *Link) acceptOne(ctx, runCtx context.Context, ln net.Listener, window ti
 			}
 			break
 		}
-		select {
-		case slots <- struct{}{}:
-		default:
-			l.strangers.info("rendezvous: too many handshakes, dropping connection", "peer", conn.RemoteAddr())
-			conn.Close()
+		p := adm.admit(conn)
+		if p == nil {
 			continue
 		}
 		wg.Go(func() {
-			defer func() { <-slots }()
-			// Not preempting: while one handshake holds the session,
-			// any other is refused.
-			est, err := l.sess.establish(wctx, runCtx, conn, Acceptor, false)
+			est, err := l.accepted(wctx, runCtx, p)
 			if err != nil {
-				l.strangers.info("rendezvous: handshake failed", "peer", conn.RemoteAddr(), "err", err)
+				l.strangers.info("rendezvous: handshake failed", "peer", p.conn.RemoteAddr(), "err", err)
 				return
 			}
+			// The first handshake to succeed holds the session's run
+			// slot, so every later one fails in resolve: there is no
+			// second winner.
 			mu.Lock()
-			defer mu.Unlock()
-			if winner != nil {
-				l.sess.abort(est)
-				return
-			}
 			winner = est
+			mu.Unlock()
 			cancel() // stop listening and end the other handshakes
 		})
 	}
 	wg.Wait()
 	return winner
+}
+
+// accepted runs the acceptor's handshake on an admitted connection, as
+// Session.establish does, with the admission's checkpoints. It does not
+// preempt: while one handshake holds the session, any other is refused.
+func (l *Link) accepted(hctx, runCtx context.Context, p *pendingHandshake) (*established, error) {
+	s := l.sess
+	var slot *runSlot
+	side := p.guard(handshakeSide{
+		localID: func(SessionID) SessionID { return s.id },
+		resolve: func(peer *hello) (uint64, error) {
+			var err error
+			if slot, err = s.acquire(hctx, runCtx, false); err != nil {
+				return 0, err
+			}
+			return s.resumePoint(peer.id), nil
+		},
+	})
+	c, res, err := handshake(hctx, p.conn, Acceptor, s.cfg, side)
+	p.done()
+	if err != nil {
+		if slot != nil {
+			s.release(slot, nil)
+		}
+		return nil, err
+	}
+	return &established{slot: slot, conn: c, res: res}, nil
 }
 
 // isLoopbackHost reports whether host names this machine's loopback.

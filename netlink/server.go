@@ -27,17 +27,24 @@ type ServerConfig struct {
 	// a peer that restarted comes back with a new ID and gets a new
 	// session, while its old one stays until it is closed.
 	Accept func(s *Session) (Endpoint, error)
-	// MaxHandshakes bounds the handshakes in progress; connections beyond
-	// it are closed at once. Zero means DefaultMaxHandshakes.
-	MaxHandshakes int
+	// MaxHandshakes bounds the handshakes in progress, and
+	// MaxHandshakesPerSource those from one source address (an IPv6
+	// /64). A connection beyond either closes the oldest handshake not
+	// yet authenticated, from the source holding the most (its own, if it
+	// is the one at its bound), provided that handshake has had half a
+	// second; otherwise the new connection is closed at once. Zero means
+	// DefaultMaxHandshakes, and a quarter of MaxHandshakes (at least 1).
+	MaxHandshakes          int
+	MaxHandshakesPerSource int
 }
 
 // Server accepts connections, each from a dialling peer (a Link with
 // Dial, or a rendezvous that found the server listening), and gives each
 // new peer a session of its own. Hostile peers cost only their own
-// connection: at most MaxHandshakes handshakes run at once, each bounded
-// by HandshakeTimeout, and nothing is created for a peer before it has
-// proved the secret.
+// connection: at most MaxHandshakes handshakes run at once, each must
+// deliver its HELLO within HelloTimeout and end within HandshakeTimeout,
+// strangers that stall are closed to make room for newcomers, and nothing
+// is created for a peer before it has proved the secret.
 type Server struct {
 	cfg       ServerConfig
 	log       *slog.Logger
@@ -58,6 +65,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxHandshakes <= 0 {
 		cfg.MaxHandshakes = DefaultMaxHandshakes
 	}
+	if cfg.MaxHandshakesPerSource <= 0 {
+		cfg.MaxHandshakesPerSource = max(1, cfg.MaxHandshakes/4)
+	}
 	return &Server{cfg: cfg, log: cfg.Logger, strangers: newStrangerLog(cfg.Logger), sessions: make(map[SessionID]*Session), gates: make(map[*Session]*byeGate)}, nil
 }
 
@@ -69,14 +79,16 @@ func (srv *Server) Sessions() int {
 }
 
 // Serve accepts connections on ln until ctx ends, then closes ln, ends
-// every connection (the sessions stay, for the caller to close), and
-// returns ctx's error.
+// the handshakes in progress, and returns ctx's error. Connections that
+// already serve a session keep serving it: they end with the session
+// (CloseSession), so a server's peers keep their links when it stops
+// listening.
 func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	slots := make(chan struct{}, srv.cfg.MaxHandshakes)
+	adm := newAdmission(srv.cfg.MaxHandshakes, srv.cfg.MaxHandshakesPerSource, srv.cfg.HelloTimeout, srv.strangers)
 	bo := backoff{min: 5 * time.Millisecond, max: time.Second}
 	for {
 		conn, err := ln.Accept()
@@ -95,27 +107,31 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		bo.reset()
-		select {
-		case slots <- struct{}{}:
-		default:
-			srv.strangers.info("too many handshakes in progress, dropping connection", "peer", conn.RemoteAddr())
-			conn.Close()
+		p := adm.admit(conn)
+		if p == nil {
 			continue
 		}
-		wg.Go(func() { srv.handle(ctx, conn, slots) })
+		wg.Go(func() {
+			if sess, est := srv.handshake(ctx, p); est != nil {
+				// Not Serve's to wait for: it lasts as long as the
+				// connection, which outlives Serve.
+				go sess.serve(est)
+			}
+		})
 	}
 }
 
-// handle runs the handshake of one connection (holding a slot) and then
-// serves it with the peer's session.
-func (srv *Server) handle(ctx context.Context, conn net.Conn, slots chan struct{}) {
+// handshake runs the handshake of one admitted connection and returns the
+// peer's session with the established connection, or nil.
+func (srv *Server) handshake(ctx context.Context, p *pendingHandshake) (*Session, *established) {
+	conn := p.conn
 	var (
 		chosen SessionID // the ID sent in CHALLENGE
 		known  bool      // chosen is an existing session's
 		sess   *Session
 		slot   *runSlot
 	)
-	side := handshakeSide{
+	side := p.guard(handshakeSide{
 		localID: func(peer SessionID) SessionID {
 			srv.mu.Lock()
 			defer srv.mu.Unlock()
@@ -132,17 +148,18 @@ func (srv *Server) handle(ctx context.Context, conn net.Conn, slots chan struct{
 				return 0, err
 			}
 			// A known peer that reconnects ends its old connection, which
-			// may be half-open and not yet noticed.
-			sl, err := s.acquire(ctx, ctx, true)
+			// may be half-open and not yet noticed. The connection's life
+			// is the session's, not Serve's.
+			sl, err := s.acquire(ctx, context.WithoutCancel(ctx), true)
 			if err != nil {
 				return 0, err
 			}
 			sess, slot = s, sl
 			return s.resumePoint(peer.id), nil
 		},
-	}
+	})
 	dc, res, err := handshake(ctx, conn, Acceptor, srv.cfg.Config, side)
-	<-slots
+	p.done()
 	if err != nil {
 		if slot != nil {
 			sess.release(slot, nil)
@@ -150,12 +167,12 @@ func (srv *Server) handle(ctx context.Context, conn net.Conn, slots chan struct{
 		if ctx.Err() == nil {
 			srv.strangers.info("handshake failed", "peer", conn.RemoteAddr(), "err", err)
 		}
-		return
+		return nil, nil
 	}
 	if g := srv.gate(sess); g != nil {
 		g.open()
 	}
-	sess.serve(&established{slot: slot, conn: dc, res: res})
+	return sess, &established{slot: slot, conn: dc, res: res}
 }
 
 func (srv *Server) gate(s *Session) *byeGate {

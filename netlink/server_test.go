@@ -25,6 +25,8 @@ type testServer struct {
 	refuse string
 	// capacity is the inbox size of new sessions' endpoints.
 	capacity int64
+	// stop ends Serve and waits for it to return.
+	stop func()
 }
 
 func startServer(t *testing.T, tweak func(*ServerConfig)) *testServer {
@@ -57,11 +59,14 @@ func startServer(t *testing.T, tweak func(*ServerConfig)) *testServer {
 	ts.addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := runAsync(t, func() error { return srv.Serve(ctx, ln) })
-	t.Cleanup(func() {
+	ts.stop = sync.OnceFunc(func() {
 		cancel()
 		if err := wait(t, "Serve", done); !errors.Is(err, context.Canceled) {
 			t.Errorf("Serve = %v, want context.Canceled", err)
 		}
+	})
+	t.Cleanup(func() {
+		ts.stop()
 		ts.mu.Lock()
 		defer ts.mu.Unlock()
 		for _, s := range ts.sess {
@@ -216,4 +221,24 @@ func TestServerHostileConnections(t *testing.T) {
 	_, ep := ts.client(t, "real", nil)
 	ep.sendN("r", 5)
 	ts.endpoint(t, "real").expectN(t, "r", 0, 5)
+}
+
+// When Serve ends (`unlink` of a listening pipe), the sessions it made
+// keep their connections: messages go on flowing both ways, on the same
+// connection.
+func TestServerStopKeepsConnections(t *testing.T) {
+	checkLeaks(t)
+	ts := startServer(t, nil)
+	l, ep := ts.client(t, "c", nil)
+	ep.sendN("before", 5)
+	sep := ts.endpoint(t, "c")
+	sep.expectN(t, "before", 0, 5)
+	ts.stop()
+	ep.sendN("after", 5)
+	sep.expectN(t, "after", 0, 5)
+	sep.sendN("back", 5)
+	ep.expectN(t, "back", 0, 5)
+	if st := l.Stats(); st.State != StateUp || st.Connections != 1 {
+		t.Errorf("client %+v; want up on its first connection", st)
+	}
 }
