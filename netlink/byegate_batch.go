@@ -46,18 +46,13 @@ func (g *byeGate) NextBatch(ctx context.Context, dst [][]byte, count int, bytes 
 	return dst, ctx.Err()
 }
 
-// DeliverBatch implements BatchEndpoint; the gate holds nothing back on
+// DeliverRuns implements BatchEndpoint; the gate holds nothing back on
 // the way in.
-func (g *byeGate) DeliverBatch(msgs [][]byte) (int, error) {
+func (g *byeGate) DeliverRuns(runs [][]byte, counts []int) (int, error) {
 	if be, ok := g.Endpoint.(BatchEndpoint); ok {
-		return be.DeliverBatch(msgs)
+		return be.DeliverRuns(runs, counts)
 	}
-	for i, m := range msgs {
-		if err := g.Endpoint.Deliver(m); err != nil {
-			return i, err
-		}
-	}
-	return len(msgs), nil
+	return deliverEach(g.Endpoint, runs, counts)
 }
 
 // nextEach is NextBatch made of Next calls: the first waits until ctx

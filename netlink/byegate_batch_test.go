@@ -24,13 +24,8 @@ func (e *probeEndpoint) NextBatch(ctx context.Context, dst [][]byte, count int, 
 	}
 }
 
-func (e *probeEndpoint) DeliverBatch(msgs [][]byte) (int, error) {
-	for i, m := range msgs {
-		if err := e.Deliver(m); err != nil {
-			return i, err
-		}
-	}
-	return len(msgs), nil
+func (e *probeEndpoint) DeliverRuns(runs [][]byte, counts []int) (int, error) {
+	return deliverEach(e.memEndpoint, runs, counts)
 }
 
 // A batch taken as the gate closes is held back for the next connection,
@@ -71,21 +66,21 @@ func TestByeGateHoldsBatch(t *testing.T) {
 	}
 }
 
-// DeliverBatch through the gate over an endpoint without it delivers one
-// message at a time and says how many it delivered.
-func TestByeGateDeliverBatch(t *testing.T) {
+// DeliverRuns through the gate over an endpoint without it delivers one
+// message at a time, a run as its lines, and says how many it delivered.
+func TestByeGateDeliverRuns(t *testing.T) {
 	ep := newMemEndpoint(1 << 20)
 	g := newByeGate(ep)
-	if n, err := g.DeliverBatch([][]byte{[]byte("a\n"), []byte("b\n")}); n != 2 || err != nil {
-		t.Fatalf("DeliverBatch = %d, %v; want 2, nil", n, err)
+	if n, err := g.DeliverRuns([][]byte{[]byte("a\n"), []byte("b\nc\n")}, []int{1, 2}); n != 3 || err != nil {
+		t.Fatalf("DeliverRuns = %d, %v; want 3, nil", n, err)
 	}
-	if got := ep.inboxStrings(); len(got) != 2 || got[0] != "a\n" || got[1] != "b\n" {
-		t.Fatalf("inbox %q; want both, in order", got)
+	if got := ep.inboxStrings(); len(got) != 3 || got[0] != "a\n" || got[1] != "b\n" || got[2] != "c\n" {
+		t.Fatalf("inbox %q; want the three lines, in order", got)
 	}
 	ep.mu.Lock()
 	ep.closed = true
 	ep.mu.Unlock()
-	if n, err := g.DeliverBatch([][]byte{[]byte("c\n")}); n != 0 || !errors.Is(err, ErrClosed) {
-		t.Fatalf("DeliverBatch to a closed endpoint = %d, %v; want 0, ErrClosed", n, err)
+	if n, err := g.DeliverRuns([][]byte{[]byte("d\n")}, []int{1}); n != 0 || !errors.Is(err, ErrClosed) {
+		t.Fatalf("DeliverRuns to a closed endpoint = %d, %v; want 0, ErrClosed", n, err)
 	}
 }

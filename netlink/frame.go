@@ -45,12 +45,29 @@ const (
 	frameError     frameType = 0x16
 
 	frameExtension frameType = 0x80
+
+	// Extensions of pipefs (docs/protocol.md): FEATURES says what else a
+	// side accepts; RUN carries a batch of lines, only to a peer whose
+	// FEATURES accepted it.
+	frameFeatures frameType = 0x80
+	frameRun      frameType = 0x81
 )
+
+// Feature bits of FEATURES.
+const (
+	// featureRuns: the sender accepts RUN frames.
+	featureRuns uint64 = 1 << 0
+)
+
+// runHeaderSize is the bytes of a RUN frame before its lines: header,
+// first sequence number, message count.
+const runHeaderSize = dataHeaderSize + 4
 
 var frameNames = map[frameType]string{
 	frameHello: "HELLO", frameChallenge: "CHALLENGE", frameAuth: "AUTH",
 	frameData: "DATA", frameAck: "ACK", frameCredit: "CREDIT",
 	framePing: "PING", framePong: "PONG", frameBye: "BYE", frameError: "ERROR",
+	frameFeatures: "FEATURES", frameRun: "RUN",
 }
 
 func (t frameType) String() string {
@@ -64,20 +81,38 @@ func (t frameType) String() string {
 type frame struct {
 	typ frameType
 	// value is DATA's sequence number, ACK's cumulative sequence number,
-	// CREDIT's byte limit, PING's and PONG's token.
+	// CREDIT's byte limit, PING's and PONG's token, FEATURES' bits, RUN's
+	// first sequence number.
 	value uint64
-	// data is DATA's message, BYE's and ERROR's text, or a handshake
-	// frame's body.
+	// n is RUN's message count.
+	n int
+	// data is DATA's message, RUN's lines, BYE's and ERROR's text, or a
+	// handshake frame's body.
 	data []byte
 }
 
 // hasValue reports whether frames of type t carry the 8-byte value.
 func (t frameType) hasValue() bool {
 	switch t {
-	case frameData, frameAck, frameCredit, framePing, framePong:
+	case frameData, frameAck, frameCredit, framePing, framePong, frameFeatures, frameRun:
 		return true
 	}
 	return false
+}
+
+// fixedBody is the size of the fields at the start of a body of type t
+// (the value, and RUN's count); exact reports whether the body is exactly
+// that (otherwise it is at least that).
+func (t frameType) fixedBody() (size int64, exact bool) {
+	switch t {
+	case frameData, frameFeatures:
+		return seqSize, false
+	case frameRun:
+		return seqSize + 4, false
+	case frameAck, frameCredit, framePing, framePong:
+		return seqSize, true
+	}
+	return 0, false
 }
 
 // maxBody is the largest body a frame of type t may have when messages are
@@ -106,14 +141,14 @@ func frameLimit(maxData int) int {
 
 // appendFrame appends the encoding of f to dst.
 func appendFrame(dst []byte, f frame) []byte {
-	n := 1 + len(f.data)
-	if f.typ.hasValue() {
-		n += seqSize
-	}
-	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	fixed, _ := f.typ.fixedBody()
+	dst = binary.BigEndian.AppendUint32(dst, uint32(1+int(fixed)+len(f.data)))
 	dst = append(dst, byte(f.typ))
 	if f.typ.hasValue() {
 		dst = binary.BigEndian.AppendUint64(dst, f.value)
+	}
+	if f.typ == frameRun {
+		dst = binary.BigEndian.AppendUint32(dst, uint32(f.n))
 	}
 	return append(dst, f.data...)
 }
@@ -123,12 +158,12 @@ func appendFrame(dst []byte, f frame) []byte {
 // stack buffer, so that a DATA message is copied once, into w's buffer
 // (or not at all when it is larger than the buffer).
 func writeFrame(w *bufio.Writer, f frame) error {
-	if dataHeaderSize+len(f.data) <= w.Available() {
+	if runHeaderSize+len(f.data) <= w.Available() {
 		_, err := w.Write(appendFrame(w.AvailableBuffer(), f))
 		return err
 	}
-	var hdr [dataHeaderSize]byte
-	h := appendFrame(hdr[:0], frame{typ: f.typ, value: f.value})
+	var hdr [runHeaderSize]byte
+	h := appendFrame(hdr[:0], frame{typ: f.typ, value: f.value, n: f.n})
 	binary.BigEndian.PutUint32(h, uint32(len(h)-lengthSize+len(f.data)))
 	if _, err := w.Write(h); err != nil {
 		return err
@@ -148,6 +183,13 @@ func writeData(w *bufio.Writer, seq uint64, msg []byte) error {
 	b = binary.BigEndian.AppendUint64(b, seq)
 	_, err := w.Write(append(b, msg...))
 	return err
+}
+
+// writeRun writes a RUN frame of n lines, b, the first numbered seq. The
+// lines go straight from b to the connection when the buffer has no room
+// for them.
+func writeRun(w *bufio.Writer, seq uint64, n int, b []byte) error {
+	return writeFrame(w, frame{typ: frameRun, value: seq, n: n, data: b})
 }
 
 // frameReader decodes frames from a buffered stream. Messages are carved
@@ -202,11 +244,26 @@ func (fr *frameReader) next() (frame, error) {
 	if body > int64(maxBody) {
 		return frame{}, fmt.Errorf("%w: %s frame of %d bytes, limit %d", ErrFrameTooLarge, t, body, maxBody)
 	}
-	if t.hasValue() && (body < seqSize || (t != frameData && body != seqSize)) {
-		return frame{}, fmt.Errorf("%w: %s frame of %d bytes, want %d", ErrBadFrame, t, body, seqSize)
+	fixed, exact := t.fixedBody()
+	if body < fixed || (exact && body != fixed) {
+		return frame{}, fmt.Errorf("%w: %s frame of %d bytes, want %d", ErrBadFrame, t, body, fixed)
 	}
 	f := frame{typ: t}
-	if t >= frameExtension {
+	if t >= frameExtension && (fr.maxData == 0 || (t != frameFeatures && t != frameRun)) {
+		// An extension this side does not know (or any, during the
+		// handshake, which refuses it): skipped whole.
+		if _, err := fr.r.Discard(headerSize + int(body)); err != nil {
+			return frame{}, truncated(t, err)
+		}
+		return f, nil
+	}
+	if t == frameFeatures {
+		// Bytes after the bits are reserved for later versions.
+		b, err := fr.r.Peek(headerSize + seqSize)
+		if err != nil {
+			return frame{}, truncated(t, err)
+		}
+		f.value = binary.BigEndian.Uint64(b[headerSize:])
 		if _, err := fr.r.Discard(headerSize + int(body)); err != nil {
 			return frame{}, truncated(t, err)
 		}
@@ -224,6 +281,10 @@ func (fr *frameReader) next() (frame, error) {
 			f.value = binary.BigEndian.Uint64(b)
 			b = b[seqSize:]
 		}
+		if t == frameRun {
+			f.n = int(binary.BigEndian.Uint32(b))
+			b = b[4:]
+		}
 		if len(b) > 0 || t == frameData {
 			f.data = fr.alloc(len(b))
 			copy(f.data, b)
@@ -231,14 +292,19 @@ func (fr *frameReader) next() (frame, error) {
 		fr.r.Discard(whole)
 		return f, nil
 	}
+	// A body larger than the buffer is read straight into its own
+	// allocation.
+	var v [seqSize + 4]byte
 	fr.r.Discard(headerSize)
-	if t.hasValue() {
-		var v [seqSize]byte
-		if _, err := io.ReadFull(fr.r, v[:]); err != nil {
+	if fixed > 0 {
+		if _, err := io.ReadFull(fr.r, v[:fixed]); err != nil {
 			return frame{}, truncated(t, err)
 		}
 		f.value = binary.BigEndian.Uint64(v[:])
-		body -= seqSize
+		if t == frameRun {
+			f.n = int(binary.BigEndian.Uint32(v[seqSize:]))
+		}
+		body -= fixed
 	}
 	if body > 0 || t == frameData {
 		f.data = fr.alloc(int(body))

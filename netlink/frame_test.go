@@ -3,8 +3,10 @@ package netlink
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 )
@@ -37,6 +39,8 @@ func TestFrameRoundTrip(t *testing.T) {
 		{typ: frameBye},
 		{typ: frameHello, data: bytes.Repeat([]byte{1}, 61)},
 		{typ: frameAuth, data: []byte{0, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{typ: frameFeatures, value: featureRuns},
+		{typ: frameRun, value: 7, n: 2, data: []byte("x\ny\n")},
 	}
 	for _, f := range frames {
 		t.Run(f.typ.String(), func(t *testing.T) {
@@ -55,7 +59,7 @@ func TestFrameRoundTrip(t *testing.T) {
 				t.Fatalf("decode(%x) = %v, %v; want one frame", enc, got, err)
 			}
 			g := got[0]
-			if g.typ != f.typ || g.value != f.value || !bytes.Equal(g.data, f.data) {
+			if g.typ != f.typ || g.value != f.value || g.n != f.n || !bytes.Equal(g.data, f.data) {
 				t.Fatalf("decoded %+v, want %+v", g, f)
 			}
 		})
@@ -103,11 +107,54 @@ func TestFrameRejects(t *testing.T) {
 
 func TestFrameSkipsExtensions(t *testing.T) {
 	var in []byte
-	in = append(in, 0, 0, 0, 4, 0x80, 9, 9, 9)
+	in = append(in, 0, 0, 0, 4, 0x9f, 9, 9, 9)
 	in = appendFrame(in, frame{typ: frameAck, value: 3})
 	got, err := decodeAll(in, 64)
-	if err != nil || len(got) != 2 || got[0].typ != 0x80 || got[0].data != nil || got[1].value != 3 {
+	if err != nil || len(got) != 2 || got[0].typ != 0x9f || got[0].data != nil || got[1].value != 3 {
 		t.Fatalf("decode = %+v, %v; want a skipped extension then ACK 3", got, err)
+	}
+}
+
+// FEATURES and RUN, the extensions pipefs knows, decode in a session;
+// bytes after FEATURES' bits are reserved and skipped; during the
+// handshake (no max message yet) they are skipped like any extension.
+func TestFrameFeaturesAndRun(t *testing.T) {
+	lines := []byte("a\nbb\nccc\n")
+	var in []byte
+	in = appendFrame(in, frame{typ: frameFeatures, value: featureRuns})
+	in = append(in, 0, 0, 0, 11, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 7, 7) // two reserved bytes
+	in = appendFrame(in, frame{typ: frameRun, value: 5, n: 3, data: lines})
+	in = appendFrame(in, frame{typ: frameAck, value: 3})
+	got, err := decodeAll(in, 64)
+	if err != nil || len(got) != 4 {
+		t.Fatalf("decode = %+v, %v; want four frames", got, err)
+	}
+	if got[0].typ != frameFeatures || got[0].value != featureRuns || got[1].value != featureRuns {
+		t.Errorf("FEATURES decoded as %+v and %+v", got[0], got[1])
+	}
+	if r := got[2]; r.typ != frameRun || r.value != 5 || r.n != 3 || !bytes.Equal(r.data, lines) {
+		t.Errorf("RUN decoded as %+v", r)
+	}
+	// A RUN larger than the read buffer is read straight into its body.
+	big := bytes.Repeat([]byte("0123456789abcde\n"), 100)
+	enc := appendFrame(nil, frame{typ: frameRun, value: 9, n: 100, data: big})
+	fr := &frameReader{r: bufio.NewReaderSize(bytes.NewReader(enc), 16), maxData: 1 << 20}
+	if f, err := fr.next(); err != nil || f.value != 9 || f.n != 100 || !bytes.Equal(f.data, big) {
+		t.Errorf("large RUN decoded as %v, %d, %d bytes, %v", f.value, f.n, len(f.data), err)
+	}
+	// During the handshake both are skipped.
+	got, err = decodeAll(appendFrame(nil, frame{typ: frameFeatures, value: 1}), 0)
+	if err != nil || len(got) != 1 || got[0].value != 0 {
+		t.Errorf("FEATURES in a handshake decoded as %+v, %v; want skipped", got, err)
+	}
+	// A RUN too short for its count, and one over the max message.
+	for _, in := range [][]byte{
+		{0, 0, 0, 10, 0x81, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+		appendFrame(nil, frame{typ: frameRun, value: 1, n: 1, data: make([]byte, 61)}),
+	} {
+		if _, err := decodeAll(in, 64); err == nil {
+			t.Errorf("decode(%x) took a malformed RUN", in)
+		}
 	}
 }
 
@@ -138,5 +185,27 @@ func TestFrameSlab(t *testing.T) {
 	}
 	if cap(got[0].data) < 4 || string(got[0].data[:4]) != "abcd" {
 		t.Fatalf("messages not adjacent: %q cap %d", got[0].data, cap(got[0].data))
+	}
+}
+
+// The examples of the extensions in docs/protocol.md are what this
+// package writes.
+func TestFrameDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []frame{
+		{typ: frameFeatures, value: featureRuns},
+		{typ: frameRun, value: 7, n: 2, data: []byte("a\nb\n")},
+	} {
+		h := hex.EncodeToString(appendFrame(nil, f))
+		var parts []string
+		for i := 0; i < len(h); i += 2 {
+			parts = append(parts, h[i:i+2])
+		}
+		if want := strings.Join(parts, " "); !strings.Contains(string(doc), want) {
+			t.Errorf("docs/protocol.md does not show %s as %s", f.typ, want)
+		}
 	}
 }

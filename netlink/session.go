@@ -57,8 +57,9 @@ type Session struct {
 // BatchEndpoint is an Endpoint that can also move many messages per call.
 // A session uses these methods when its endpoint has them, so that under
 // load it takes a lock and a wake-up per batch of messages rather than
-// per message; an endpoint without them works the same, one message per
-// call.
+// per message, and hands a batch of lines received as one RUN frame to
+// the endpoint in one piece; an endpoint without them works the same,
+// one message per call.
 type BatchEndpoint interface {
 	Endpoint
 	// NextBatch is Next for many messages: it waits for one as Next
@@ -69,10 +70,13 @@ type BatchEndpoint interface {
 	// Next; when ctx ends before the first message it returns ctx's
 	// error and takes nothing.
 	NextBatch(ctx context.Context, dst [][]byte, count int, bytes int64) ([][]byte, error)
-	// DeliverBatch is Deliver for many messages, in order. It returns
-	// how many it queued: all of them, or with an error the ones before
-	// the first it could not.
-	DeliverBatch(msgs [][]byte) (int, error)
+	// DeliverRuns is Deliver for many messages, in order, given as runs:
+	// runs[i] holds counts[i] messages, one message, or (counts[i] ≥ 2)
+	// that many whole lines side by side, each ending with its only
+	// '\n', as a RUN frame brings them. It returns how many messages it
+	// queued: all of them, or with an error the ones before the first it
+	// could not.
+	DeliverRuns(runs [][]byte, counts []int) (int, error)
 }
 
 // runSlot is the right to serve a connection: a session serves one at a

@@ -2,12 +2,14 @@ package netlink
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,8 +25,8 @@ const bufSize = 64 << 10
 // one update of the session's state. The bounds keep each step short, so
 // that the other goroutines are never held off for long.
 const (
-	maxPull    = 2048
-	maxBatch   = 512
+	maxPull    = 4096
+	maxBatch   = 4096
 	maxDeliver = 4096
 )
 
@@ -122,7 +124,13 @@ type connRun struct {
 	// (or delivered); granted is the last credit limit it knows of.
 	rSeq, rOff uint64   // (reader)
 	granted    uint64   // (reader)
-	inbox      [][]byte // (reader)
+	inbox      [][]byte // (reader) runs of messages to deliver
+	inboxN     []int    // (reader) the number of messages in each
+	inboxMsgs  int      // (reader) their sum
+
+	// peerRuns: the peer's FEATURES said it accepts RUN frames.
+	peerRuns     atomic.Bool
+	featuresSent bool // (wmu) this side's FEATURES was written
 }
 
 func signal(ch chan struct{}) {
@@ -227,7 +235,7 @@ func (c *connRun) readFrames() error {
 		}
 		// Under load the buffer holds a run of DATA frames: take them
 		// in one pass.
-		if run = c.fr.dataRun(run[:0], maxDeliver-len(c.inbox)); len(run) > 0 {
+		if run = c.fr.dataRun(run[:0], maxDeliver-c.inboxMsgs); len(run) > 0 {
 			for _, f := range run {
 				if err := c.gather(f); err != nil {
 					return err
@@ -272,6 +280,12 @@ func (c *connRun) readFrames() error {
 			s.mu.Unlock()
 			c.wakeWriter()
 		case framePong:
+		case frameFeatures:
+			c.peerRuns.Store(f.value&featureRuns != 0)
+		case frameRun:
+			if err := c.gatherRun(f); err != nil {
+				return err
+			}
 		case frameBye:
 			// After every DATA that came before it.
 			if err := c.deliver(); err != nil {
@@ -308,19 +322,50 @@ func (c *connRun) gather(f frame) error {
 	case f.value != c.rSeq+1:
 		return fmt.Errorf("%w: DATA %d after %d", ErrProtocol, f.value, c.rSeq)
 	}
-	if c.rOff+cost(f.data) > c.granted {
+	return c.accept(f.data, 1, cost(f.data))
+}
+
+// gatherRun checks one RUN frame — n lines, as n DATA frames would bring
+// them — and adds them to those to deliver, without the ones already
+// delivered.
+func (c *connRun) gatherRun(f frame) error {
+	b, n := f.data, uint64(f.n)
+	if n == 0 || len(b) == 0 || b[len(b)-1] != '\n' || bytes.Count(b, newline) != f.n {
+		return fmt.Errorf("%w: RUN %d does not hold %d whole lines", ErrProtocol, f.value, f.n)
+	}
+	switch {
+	case f.value > c.rSeq+1:
+		return fmt.Errorf("%w: RUN %d after %d", ErrProtocol, f.value, c.rSeq)
+	case f.value+n-1 <= c.rSeq:
+		return nil // already delivered
+	}
+	for ; f.value <= c.rSeq; f.value, n = f.value+1, n-1 {
+		b = b[bytes.IndexByte(b, '\n')+1:] // delivered before
+	}
+	// Lines are at least one byte each: the run costs its length.
+	return c.accept(b, int(n), uint64(len(b)))
+}
+
+var newline = []byte{'\n'}
+
+// accept adds n checked messages in b, costing cost, to those to deliver
+// once it has checked them against the credit granted.
+func (c *connRun) accept(b []byte, n int, cost uint64) error {
+	if c.rOff+cost > c.granted {
 		// The writer may have granted more since the reader last looked.
 		c.s.mu.Lock()
 		c.granted = c.s.granted
 		c.s.mu.Unlock()
-		if c.rOff+cost(f.data) > c.granted {
-			return fmt.Errorf("%w: DATA %d of %d bytes beyond credit (%d of %d used)",
-				ErrProtocol, f.value, len(f.data), c.rOff, c.granted)
+		if c.rOff+cost > c.granted {
+			return fmt.Errorf("%w: message %d, %d bytes, beyond credit (%d of %d used)",
+				ErrProtocol, c.rSeq+1, len(b), c.rOff, c.granted)
 		}
 	}
-	c.inbox = append(c.inbox, f.data)
-	c.rSeq, c.rOff = f.value, c.rOff+cost(f.data)
-	if len(c.inbox) >= maxDeliver {
+	c.inbox = append(c.inbox, b)
+	c.inboxN = append(c.inboxN, n)
+	c.inboxMsgs += n
+	c.rSeq, c.rOff = c.rSeq+uint64(n), c.rOff+cost
+	if c.inboxMsgs >= maxDeliver {
 		return c.deliver()
 	}
 	return nil
@@ -335,27 +380,18 @@ func (c *connRun) deliver() error {
 	}
 	s := c.s
 	var n int
-	var off uint64
 	var err error
 	if be, ok := s.ep.(BatchEndpoint); ok {
-		n, err = be.DeliverBatch(c.inbox)
-		for _, m := range c.inbox[:n] {
-			off += cost(m)
-		}
+		n, err = be.DeliverRuns(c.inbox, c.inboxN)
 	} else {
-		for _, m := range c.inbox {
-			if err = s.ep.Deliver(m); err != nil {
-				break
-			}
-			n++
-			off += cost(m)
-		}
+		n, err = deliverEach(s.ep, c.inbox, c.inboxN)
 	}
 	if err != nil {
 		err = fmt.Errorf("%w: delivering: %w", errEndpoint, err)
 	}
+	off := runsCost(c.inbox, c.inboxN, n)
 	clear(c.inbox) // the endpoint has them now
-	c.inbox = c.inbox[:0]
+	c.inbox, c.inboxN, c.inboxMsgs = c.inbox[:0], c.inboxN[:0], 0
 	if n == 0 {
 		return err
 	}
@@ -383,6 +419,49 @@ func (c *connRun) deliver() error {
 		c.wakeWriter()
 	}
 	return err
+}
+
+// deliverEach delivers runs one message at a time, returning how many it
+// delivered.
+func deliverEach(ep Endpoint, runs [][]byte, counts []int) (int, error) {
+	n := 0
+	for i, b := range runs {
+		for k := 0; k < counts[i]; k++ {
+			m := b
+			if counts[i] > 1 {
+				m = b[:bytes.IndexByte(b, '\n')+1]
+				b = b[len(m):]
+			}
+			if err := ep.Deliver(m); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+// runsCost is the cost of the first n messages of runs.
+func runsCost(runs [][]byte, counts []int, n int) uint64 {
+	var off uint64
+	for i, b := range runs {
+		switch {
+		case n == 0:
+			return off
+		case counts[i] == 1:
+			off += cost(b)
+			n--
+		case n >= counts[i]:
+			off += uint64(len(b))
+			n -= counts[i]
+		default:
+			for ; n > 0; n-- {
+				off += uint64(bytes.IndexByte(b, '\n') + 1)
+				b = b[bytes.IndexByte(b, '\n')+1:]
+			}
+		}
+	}
+	return off
 }
 
 // puller takes messages from the endpoint while the peer's credit and the
@@ -563,16 +642,19 @@ func (c *connRun) writeReady(fired bool) (bye bool, byeText string, tooLarge err
 		if sendCredit {
 			err = writeFrame(c.bw, frame{typ: frameCredit, value: credit})
 		}
+		if !c.featuresSent && err == nil {
+			// With the first CREDIT: what this side accepts.
+			c.featuresSent = true
+			err = writeFrame(c.bw, frame{typ: frameFeatures, value: featureRuns})
+		}
 		if sendAck && err == nil {
 			err = writeFrame(c.bw, frame{typ: frameAck, value: ack})
 		}
 		if sendPong && err == nil {
 			err = writeFrame(c.bw, frame{typ: framePong, value: pong})
 		}
-		for _, p := range batch {
-			if err == nil {
-				err = writeData(c.bw, p.seq, p.msg)
-			}
+		if err == nil {
+			err = c.writeBatch(batch)
 		}
 		clear(batch) // do not keep messages alive after they are acknowledged
 		c.batch = batch
@@ -591,6 +673,50 @@ func (c *connRun) writeReady(fired bool) (bye bool, byeText string, tooLarge err
 		}
 	}
 	return bye, byeText, tooLarge, nil
+}
+
+// writeBatch writes DATA frames for a gathered batch; for a peer that
+// accepts RUN frames, lines that lie side by side in memory — the lines
+// of one write to the local pipe — go as one RUN frame.
+func (c *connRun) writeBatch(batch []pending) error {
+	runs := c.peerRuns.Load()
+	maxRun := min(c.maxMsg-4, maxRunBytes) // a RUN's body is at most 8 + max message
+	for i := 0; i < len(batch); {
+		p := batch[i]
+		b, n := p.msg, 1
+		if runs && isLine(b) {
+			for j := i + 1; j < len(batch) && adjacent(b, batch[j].msg) &&
+				len(b)+len(batch[j].msg) <= maxRun && isLine(batch[j].msg); j++ {
+				b, n = b[:len(b)+len(batch[j].msg)], n+1
+			}
+		}
+		var err error
+		if n == 1 {
+			err = writeData(c.bw, p.seq, p.msg)
+		} else {
+			err = writeRun(c.bw, p.seq, n, b)
+		}
+		if err != nil {
+			return err
+		}
+		i += n
+	}
+	return nil
+}
+
+// maxRunBytes bounds the lines of one RUN frame, so that a receiver
+// holds at most that much of a frame before it can deliver it.
+const maxRunBytes = 256 << 10
+
+// isLine reports whether m is one line: its only '\n' is its last byte.
+func isLine(m []byte) bool {
+	return len(m) > 0 && bytes.IndexByte(m, '\n') == len(m)-1
+}
+
+// adjacent reports whether b starts where a ends, in the same allocation
+// (b lies within a's capacity), as the lines cut from one write do.
+func adjacent(a, b []byte) bool {
+	return len(b) > 0 && cap(a) > len(a) && &a[:len(a)+1][len(a)] == &b[0]
 }
 
 // writer writes every frame the puller does not write itself: control

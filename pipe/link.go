@@ -106,10 +106,13 @@ func (pt *Port) NextBatch(ctx context.Context, dst [][]byte, count int, bytes in
 	return dst, nil
 }
 
-// DeliverBatch is Deliver for many messages, in order. It queues all of
-// them and returns their number, or none (0, ErrClosed) once the pipe is
-// destroyed.
-func (pt *Port) DeliverBatch(ms [][]byte) (int, error) {
+// DeliverRuns is Deliver for many messages, given as runs: runs[i] holds
+// counts[i] messages, one message, or (counts[i] ≥ 2) that many whole
+// lines side by side, each ending with its only '\n', as a link receives
+// a batch of lines. A run is queued as one slot, like the lines of one
+// write. It queues every run and returns the number of messages, or none
+// (0, ErrClosed) once the pipe is destroyed.
+func (pt *Port) DeliverRuns(runs [][]byte, counts []int) (int, error) {
 	q := pt.p.recv
 	var wk wakeups
 	q.mu.Lock()
@@ -117,14 +120,16 @@ func (pt *Port) DeliverBatch(ms [][]byte) (int, error) {
 		q.mu.Unlock()
 		return 0, ErrClosed
 	}
-	for _, m := range ms {
-		q.pushLocked(m)
+	n := 0
+	for i, b := range runs {
+		q.pushRunLocked(b, counts[i])
+		n += counts[i]
 	}
 	q.roomMark = q.bytes
 	q.settleLocked(&wk)
 	q.mu.Unlock()
 	wk.run()
-	return len(ms), nil
+	return n, nil
 }
 
 // Deliver queues a message from the peer for local readers. It is taken

@@ -81,27 +81,31 @@ func TestPortNextBatchEndedContext(t *testing.T) {
 	}
 }
 
-// DeliverBatch queues every message for local readers, in order, or none
-// once the pipe is destroyed.
-func TestPortDeliverBatch(t *testing.T) {
+// DeliverRuns queues every message, in order, a run of lines as the lines
+// it holds, or none once the pipe is destroyed.
+func TestPortDeliverRuns(t *testing.T) {
 	s := DefaultSettings()
 	s.Capacity, s.MaxMessage = 100, 100
 	p, pt := mustSplit(t, s)
-	if n, err := pt.DeliverBatch([][]byte{[]byte("one\n"), []byte("two\n")}); n != 2 || err != nil {
-		t.Fatalf("DeliverBatch = %d, %v; want 2, nil", n, err)
+	runs := [][]byte{[]byte("one\n"), []byte("two\nthree\n"), []byte("four")}
+	if n, err := pt.DeliverRuns(runs, []int{1, 2, 1}); n != 4 || err != nil {
+		t.Fatalf("DeliverRuns = %d, %v; want 4, nil", n, err)
 	}
-	if got := pt.Room(); got != 92 {
-		t.Fatalf("Room after 8 bytes = %d; want 92", got)
+	if got := pt.Room(); got != 82 {
+		t.Fatalf("Room after 18 bytes = %d; want 82", got)
+	}
+	if st := p.Stats(); st.Messages != 4 {
+		t.Fatalf("%d messages queued; want 4", st.Messages)
 	}
 	r := p.NewReader()
-	for _, want := range []string{"one\n", "two\n"} {
+	for _, want := range []string{"one\n", "two\n", "three\n", "four"} {
 		parts, err := r.Read(nil, 100, false, true, nil, nil)
 		if err != nil || len(parts) != 1 || string(parts[0]) != want {
 			t.Fatalf("local read = %q, %v; want %q", parts, err, want)
 		}
 	}
 	p.Close()
-	if n, err := pt.DeliverBatch([][]byte{[]byte("late\n")}); n != 0 || !errors.Is(err, ErrClosed) {
-		t.Fatalf("DeliverBatch after Close = %d, %v; want 0, ErrClosed", n, err)
+	if n, err := pt.DeliverRuns([][]byte{[]byte("late\n")}, []int{1}); n != 0 || !errors.Is(err, ErrClosed) {
+		t.Fatalf("DeliverRuns after Close = %d, %v; want 0, ErrClosed", n, err)
 	}
 }
