@@ -205,7 +205,9 @@ func (s *Server) linkStatus(pn *pipeNode) string {
 		}
 		state = st.State.String()
 		if st.Reason != "" {
-			state += " " + st.Reason
+			// A reason may carry a peer's words (its ERROR or BYE),
+			// which must not end the line and add lines of their own.
+			state += " " + netlink.CleanText(st.Reason)
 		}
 		if l.unlinking != nil {
 			state = "unlinking"

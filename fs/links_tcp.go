@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"pipefs/netlink"
 	"pipefs/pipe"
@@ -73,11 +75,8 @@ func (s *Server) parseTCPCommand(pn *pipeNode, f []string) (linkAction, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := s.checkAddress(f[2], o); err != nil {
+		if err := s.checkAddress(f[2], o); err != nil { // HOST:PORT too
 			return nil, err
-		}
-		if _, _, err := net.SplitHostPort(f[2]); err != nil {
-			return nil, pipe.Invalidf("link tcp %s: want HOST:PORT", f[2])
 		}
 		addr := f[2]
 		return func() error { return s.linkTCP(pn, addr, o) }, nil
@@ -163,31 +162,17 @@ func (s *Server) listenTCP(pn *pipeNode, addr string, o tcpOptions) error {
 // as the peer asked (made unique), or SERVER.N; its name is queued on the
 // server pipe, so that reading the server's out is accept().
 func (s *Server) acceptTCP(srvPipe *pipeNode, srv *netlink.Server, sess *netlink.Session) (netlink.Endpoint, error) {
-	asked := sess.PeerName()
-	if checkPipeName(asked) != 0 || strings.ContainsAny(asked, "/\n") {
-		asked = ""
-	}
-	base := asked
-	if base == "" {
-		base = srvPipe.p.Name()
-	}
+	set := srvPipe.p.Settings()
 	var n *node
-	for i := 0; ; i++ {
-		name := base + "." + strconv.Itoa(i)
-		if i == 0 {
-			if asked == "" {
-				continue // SERVER.1, SERVER.2, ...
-			}
-			name = asked
-		}
-		var errno syscall.Errno
-		n, errno = s.tree.create(name, srvPipe.p.Settings())
-		if errno == 0 {
-			break
-		}
-		if errno != syscall.EEXIST || i > 1<<16 {
-			return nil, fmt.Errorf("create pipe %s: %v", name, errno)
-		}
+	var errno syscall.Errno
+	if asked := peerPipeName(sess.PeerName()); asked != "" {
+		n, errno = s.createUnique(asked, true, set)
+	}
+	if n == nil { // nothing (acceptable) asked, or too long to make unique
+		n, errno = s.createUnique(srvPipe.p.Name(), false, set)
+	}
+	if errno != 0 {
+		return nil, fmt.Errorf("create a pipe for the peer: %v", errno)
 	}
 	s.tree.forget(n.ino, 1) // the kernel holds no reference to it yet
 	pn := n.pn
@@ -203,6 +188,44 @@ func (s *Server) acceptTCP(srvPipe *pipeNode, srv *netlink.Server, sess *netlink
 	}
 	s.log.Info("accepted", "server", srvPipe.p.Name(), "pipe", pn.p.Name(), "peer", sess.Stats().Peer)
 	return port, nil
+}
+
+// fuseReservedName is a name the FUSE library answers lookups of itself
+// (go-fuse's pollHackName): a pipe so named could not be opened.
+const fuseReservedName = ".go-fuse-epoll-hack"
+
+// peerPipeName is the pipe name a peer asked for, if it is one pipefs
+// takes: a name mkdir would take, of printable characters only (letters,
+// marks, numbers, punctuation, symbols and the ASCII space), so that it
+// shows as itself on srv/out and in listings; otherwise "".
+func peerPipeName(asked string) string {
+	if checkPipeName(asked) != 0 || asked == fuseReservedName || strings.Contains(asked, "/") || !utf8.ValidString(asked) {
+		return ""
+	}
+	for _, r := range asked {
+		if !unicode.IsPrint(r) {
+			return ""
+		}
+	}
+	return asked
+}
+
+// createUnique creates the pipe base (if asIs) or else base.1, base.2,
+// …: the first name that is free.
+func (s *Server) createUnique(base string, asIs bool, set pipe.Settings) (*node, syscall.Errno) {
+	for i := 0; i <= 1<<16; i++ {
+		name := base
+		if i > 0 {
+			name += "." + strconv.Itoa(i)
+		} else if !asIs {
+			continue
+		}
+		n, errno := s.tree.create(name, set)
+		if errno != syscall.EEXIST {
+			return n, errno
+		}
+	}
+	return nil, syscall.EEXIST
 }
 
 // disconnect arranges the BYE and returns: the connection ends in the

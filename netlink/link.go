@@ -23,9 +23,9 @@ type LinkConfig struct {
 	Rendezvous *Rendezvous
 	// Timeout bounds how long the first connection may take, when Run
 	// starts and after each Reconnect; zero waits for ever. When it runs
-	// out the link is failed (ErrTimeout) until Reconnect, and nothing is
-	// lost: messages wait in the endpoint. Later drops are redialled
-	// without limit.
+	// out the link is failed (ErrTimeout, with the reason the last attempt
+	// failed, if any) until Reconnect, and nothing is lost: messages wait
+	// in the endpoint. Later drops are redialled without limit.
 	Timeout time.Duration
 	// BackoffMin and BackoffMax bound the delay between attempts; zero
 	// means DefaultBackoffMin and DefaultBackoffMax.
@@ -35,7 +35,10 @@ type LinkConfig struct {
 // Link owns a Session across connections: it connects, serves the
 // connection, and when the connection drops connects again, with capped
 // exponential backoff, so that the endpoint never notices except in
-// Stats. A Disconnect, or a failure that retrying would not cure, makes
+// Stats. An attempt that fails before the peer has authenticated — even
+// with an ERROR that refuses us — is retried the same way: anybody can
+// send an ERROR, so it must not stop a link for good. A Disconnect, a
+// TIMEOUT, or a failure on a connection whose peer authenticated makes
 // it wait for Reconnect.
 type Link struct {
 	cfg  LinkConfig
@@ -56,6 +59,7 @@ type Link struct {
 	reason        string
 	waiting       bool               // stay down until Reconnect
 	downReason    string             // why, after Disconnect
+	warned        string             // the refusal last logged as a warning
 	cancelConnect context.CancelFunc // ends the connection attempt in progress
 	reconnect     chan struct{}
 }
@@ -128,7 +132,7 @@ func (l *Link) setState(s State, reason error) {
 	}
 	l.state, l.reason = s, ""
 	if reason != nil {
-		l.reason = reason.Error()
+		l.reason = CleanText(reason.Error())
 	}
 }
 
@@ -180,6 +184,9 @@ func (l *Link) Run(ctx context.Context) error {
 		}
 		timed = false
 		bo.reset()
+		l.mu.Lock()
+		l.warned = ""
+		l.mu.Unlock()
 		l.setState(StateUp, nil)
 		l.gate.open()
 		err = l.sess.serve(est)
@@ -239,8 +246,8 @@ func (l *Link) waitForReconnect(ctx context.Context) error {
 }
 
 // connect makes one established connection: it dials or meets the
-// partner, retrying until it succeeds, a failure that retrying would not
-// cure, TIMEOUT (if timed), or Disconnect.
+// partner, retrying until it succeeds, the link or its endpoint is
+// closed, TIMEOUT (if timed), or Disconnect.
 func (l *Link) connect(ctx context.Context, bo *backoff, timed bool) (*established, error) {
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -271,6 +278,11 @@ func (l *Link) connect(ctx context.Context, bo *backoff, timed bool) (*establish
 	}
 	if err != nil && cctx.Err() != nil {
 		err = context.Cause(cctx)
+		if last := l.lastReason(); last != nil && errors.Is(err, ErrTimeout) {
+			// Say why the attempts failed, if they did: a wrong secret
+			// would otherwise hide behind the timeout.
+			err = fmt.Errorf("%w; last error: %v", err, last)
+		}
 	}
 	return est, err
 }
@@ -287,15 +299,14 @@ func (l *Link) dialLoop(ctx, runCtx context.Context, bo *backoff) (*established,
 			if err == nil {
 				return est, nil
 			}
-			if isFatal(err) || errors.Is(err, ErrSelfConnect) {
+			if isLocal(err) {
 				return nil, err
 			}
 		}
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		l.log.Info("dial failed", "err", err)
-		l.setState(StateConnecting, err)
+		l.attemptFailed("dial failed", err)
 		if err := sleep(ctx, bo.next()); err != nil {
 			return nil, err
 		}
@@ -311,9 +322,51 @@ func (l *Link) lastReason() error {
 	return errors.New(l.reason)
 }
 
-// isFatal reports whether err is one that retrying would not cure: the
-// peer refused us or spoke nonsense after authenticating, the endpoint is
-// gone, or state cannot be resumed.
+// attemptFailed logs why an attempt to connect failed and shows it in the
+// status while the link waits to try again. A refusal is a warning — it
+// may need the user, as a wrong secret does — the first time it comes,
+// not at every retry.
+func (l *Link) attemptFailed(msg string, err error) {
+	text := err.Error()
+	l.mu.Lock()
+	warn := isRefusal(err) && l.warned != text
+	if warn {
+		l.warned = text
+	}
+	l.mu.Unlock()
+	if warn {
+		l.log.Warn("link refused, retrying", "err", err)
+	} else {
+		l.log.Info(msg, "err", err)
+	}
+	l.setState(StateConnecting, err)
+}
+
+// isRefusal reports whether an attempt failed on the peer's say-so or on
+// its proof, rather than on the network or garbage.
+func isRefusal(err error) bool {
+	for _, e := range []error{ErrRefused, ErrAuth, ErrVersion, ErrSelfConnect} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// isLocal reports whether an attempt to connect failed for a reason of
+// this side's that retrying would not cure: the link or its endpoint is
+// closed. Whatever else ends an attempt happens before the peer has
+// authenticated — a refusal, a wrong proof, a peer that says it is this
+// very session — and may be a stranger's doing, which must not stop the
+// link: the attempt is retried.
+func isLocal(err error) bool {
+	return errors.Is(err, ErrClosed) || errors.Is(err, errEndpoint)
+}
+
+// isFatal reports whether err, ending a connection whose peer had
+// authenticated, is one that retrying would not cure: the peer refused us
+// or broke the session rules, the endpoint is gone, a message is too
+// large, or state cannot be resumed.
 func isFatal(err error) bool {
 	for _, e := range []error{ErrAuth, ErrRefused, ErrVersion, ErrResume, ErrProtocol, ErrMessageTooLarge, ErrClosed, errEndpoint} {
 		if errors.Is(err, e) {
@@ -334,7 +387,7 @@ func (l *Link) Disconnect(text string) {
 	l.waiting = true
 	l.downReason = ErrDisconnected.Error()
 	if text != "" {
-		l.downReason += ": " + text
+		l.downReason += ": " + CleanText(text)
 	}
 	if l.state != StateFailed {
 		l.state, l.reason = StateDown, l.downReason

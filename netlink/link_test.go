@@ -1,8 +1,10 @@
 package netlink
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -207,7 +209,9 @@ func TestLinkPeerBye(t *testing.T) {
 	}
 }
 
-// A wrong secret fails the link with a clear reason; no message crosses.
+// A wrong secret keeps the link connecting, retrying with backoff, with a
+// clear reason: either side's secret may be the wrong one, and a stranger
+// cannot be told from a partner with another secret. No message crosses.
 func TestLinkWrongSecret(t *testing.T) {
 	checkLeaks(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -220,16 +224,18 @@ func TestLinkWrongSecret(t *testing.T) {
 	acc := startAcceptor(t, ctx, sb)
 	eb.sendN("b", 5)
 
+	var dials atomic.Int64
 	ea := newMemEndpoint(1 << 20)
 	cfg := fastLink(t, ea)
 	cfg.Secret = []byte("wrong")
-	cfg.Dial = tcpDial(acc.ln.Addr().String(), nil)
+	cfg.Dial = tcpDial(acc.ln.Addr().String(), &dials)
 	l, _ := NewLink(cfg)
 	ea.sendN("a", 5)
 	startLink(t, l)
-	st := waitState(t, l, StateFailed)
-	if !strings.Contains(st.Reason, "wrong secret") {
-		t.Errorf("reason %q, want it to say wrong secret", st.Reason)
+	waitFor(t, "three attempts", func() bool { return dials.Load() >= 3 })
+	st := l.Stats()
+	if st.State != StateConnecting || !strings.Contains(st.Reason, "refused by peer: authentication failed: wrong secret") {
+		t.Errorf("stats %+v, want connecting, refused for the wrong secret", st)
 	}
 	for _, e := range []*memEndpoint{ea, eb} {
 		if out, taken, in := e.counts(); out != 5 || taken != 0 || in != 0 {
@@ -274,22 +280,27 @@ func TestLinkGarbagePeer(t *testing.T) {
 	}
 }
 
-// A link that dials its own session is told so and fails.
+// A link that dials its own session says so, and tries again: a peer
+// claiming this session's ID may be a stranger that echoed it.
 func TestLinkSelfConnect(t *testing.T) {
 	checkLeaks(t)
 	ea := newMemEndpoint(1 << 20)
 	cfg := fastLink(t, ea)
 	var l *Link
+	var dials atomic.Int64
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
 	cfg.Dial = func(ctx context.Context) (net.Conn, error) {
+		dials.Add(1)
 		c1, c2 := net.Pipe()
-		go l.Session().Run(ctx, c2, Acceptor)
+		wg.Go(func() { l.Session().Run(ctx, c2, Acceptor) })
 		return c1, nil
 	}
 	l, _ = NewLink(cfg)
 	startLink(t, l)
-	st := waitState(t, l, StateFailed)
-	if !strings.Contains(st.Reason, ErrSelfConnect.Error()) {
-		t.Errorf("reason %q, want %q", st.Reason, ErrSelfConnect)
+	waitFor(t, "three attempts", func() bool { return dials.Load() >= 3 })
+	if st := l.Stats(); st.State != StateConnecting || !strings.Contains(st.Reason, ErrSelfConnect.Error()) {
+		t.Errorf("stats %+v, want connecting, with %q", st, ErrSelfConnect)
 	}
 }
 
@@ -313,5 +324,118 @@ func TestLinkConfigErrors(t *testing.T) {
 			_, err := NewLink(tt.cfg)
 			mustContain(t, err, tt.want)
 		})
+	}
+}
+
+// strangerAt listens on loopback and answers every connection with
+// answer, run on the connection after the dialler's HELLO has been read;
+// it returns the address and the HELLOs it read.
+func strangerAt(t *testing.T, answer func(c net.Conn, hello []byte)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				fr := &frameReader{r: bufio.NewReader(c)}
+				f, err := fr.next()
+				if err != nil || f.typ != frameHello {
+					return
+				}
+				answer(c, f.data)
+				io.Copy(io.Discard, c) // until the dialler closes
+			})
+		}
+	})
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// A stranger at the dialled address that refuses with an ERROR, or that
+// answers with the link's own session ID, does not stop a link with a
+// secret for good: it retries with backoff, showing why, and meets its
+// partner once the partner is there. The stranger's words cannot add
+// lines to the status.
+func TestLinkStrangerRefusalRetried(t *testing.T) {
+	for _, kind := range []string{"ERROR", "own session ID", "ERROR with lines"} {
+		t.Run(kind, func(t *testing.T) {
+			checkLeaks(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			var answered atomic.Int64
+			stranger := strangerAt(t, func(c net.Conn, body []byte) {
+				answered.Add(1)
+				switch kind {
+				case "ERROR":
+					c.Write(appendFrame(nil, frame{typ: frameError, data: []byte("go away")}))
+				case "ERROR with lines":
+					c.Write(appendFrame(nil, frame{typ: frameError, data: []byte("x\noutbox 0\nlink none")}))
+				case "own session ID":
+					h, err := parseHello(body)
+					if err != nil {
+						t.Errorf("the link's HELLO: %v", err)
+						return
+					}
+					h.nonce[0]++ // a fresh nonce, the same ID
+					c.Write(appendFrame(nil, frame{typ: frameChallenge, data: h.marshal()}))
+				}
+			})
+			secret := []byte("s")
+			eb := newMemEndpoint(1 << 20)
+			cfgB := testConfig(t)
+			cfgB.Secret = secret
+			sb, _ := NewSession(cfgB, eb)
+			t.Cleanup(func() { sb.Close() })
+			partner := startAcceptor(t, ctx, sb)
+
+			var target atomic.Value
+			target.Store(stranger)
+			ea := newMemEndpoint(1 << 20)
+			cfg := fastLink(t, ea)
+			cfg.Secret = secret
+			cfg.Dial = func(ctx context.Context) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "tcp", target.Load().(string))
+			}
+			l, _ := NewLink(cfg)
+			startLink(t, l)
+			waitFor(t, "three answers from the stranger", func() bool { return answered.Load() >= 3 })
+			st := l.Stats()
+			want := map[string]string{"ERROR": "refused by peer: go away", "own session ID": ErrSelfConnect.Error(),
+				"ERROR with lines": `refused by peer: x\x0aoutbox 0\x0alink none`}[kind]
+			if st.State != StateConnecting || !strings.Contains(st.Reason, want) || strings.ContainsAny(st.Reason, "\n\r") {
+				t.Errorf("stats %+v; want connecting, with %q, on one line", st, want)
+			}
+			// The partner comes: the link meets it by itself.
+			target.Store(partner.ln.Addr().String())
+			ea.sendN("a", 3)
+			eb.expectN(t, "a", 0, 3)
+		})
+	}
+}
+
+// TIMEOUT still fails a link, keeping the reason the attempts failed.
+func TestLinkTimeoutKeepsLastError(t *testing.T) {
+	checkLeaks(t)
+	stranger := strangerAt(t, func(c net.Conn, _ []byte) {
+		c.Write(appendFrame(nil, frame{typ: frameError, data: []byte("go away")}))
+	})
+	ea := newMemEndpoint(1 << 20)
+	cfg := fastLink(t, ea)
+	cfg.Dial = tcpDial(stranger, nil)
+	cfg.Timeout = 200 * time.Millisecond
+	l, _ := NewLink(cfg)
+	startLink(t, l)
+	st := waitState(t, l, StateFailed)
+	if want := "no peer within timeout (200ms); last error: dialer handshake with " + stranger + ": refused by peer: go away"; st.Reason != want {
+		t.Errorf("reason %q, want %q", st.Reason, want)
 	}
 }

@@ -92,13 +92,13 @@ func (l *Link) meet(ctx, runCtx context.Context, bo *backoff) (*established, err
 			if err == nil {
 				return est, nil
 			}
-			if isFatal(err) {
+			if isLocal(err) {
 				return nil, err
 			}
-			// Something answered that is not our partner (or we met
-			// ourselves): try again after a pause.
-			l.log.Info("rendezvous: dialled but no partner", "addr", r.Addr, "err", err)
-			l.setState(StateConnecting, err)
+			// Something answered that is not our partner, refused us
+			// before proving it holds the secret, or is ourselves: try
+			// again after a pause.
+			l.attemptFailed("rendezvous: dialled but no partner", err)
 			if err := sleep(ctx, bo.next()); err != nil {
 				return nil, err
 			}

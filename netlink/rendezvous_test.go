@@ -3,6 +3,7 @@ package netlink
 import (
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -182,4 +183,28 @@ func TestRendezvousDisconnectWhileListening(t *testing.T) {
 	startLink(t, rendezvousLink(t, addr, eb, time.Second))
 	ea.sendN("a", 3)
 	eb.expectN(t, "a", 0, 3)
+}
+
+// A stranger at the rendezvous address that refuses every HELLO does not
+// stop the link: it keeps trying, showing why.
+func TestRendezvousStrangerRefusalRetried(t *testing.T) {
+	checkLeaks(t)
+	var answered atomic.Int64
+	stranger := strangerAt(t, func(c net.Conn, _ []byte) {
+		answered.Add(1)
+		c.Write(appendFrame(nil, frame{typ: frameError, data: []byte("go away")}))
+	})
+	ea := newMemEndpoint(1 << 20)
+	cfg := fastLink(t, ea)
+	cfg.Secret = []byte("s")
+	cfg.Rendezvous = &Rendezvous{Addr: stranger}
+	l, err := NewLink(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startLink(t, l)
+	waitFor(t, "three answers from the stranger", func() bool { return answered.Load() >= 3 })
+	if st := l.Stats(); st.State != StateConnecting || !strings.Contains(st.Reason, "refused by peer: go away") {
+		t.Errorf("stats %+v; want connecting, refused by the stranger", st)
+	}
 }

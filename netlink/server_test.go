@@ -146,16 +146,16 @@ func TestServerSessions(t *testing.T) {
 	}
 }
 
-// A refusal from Accept reaches the client as a failure with its text.
+// A refusal from Accept reaches the client as the reason it retries.
 func TestServerAcceptRefuses(t *testing.T) {
 	checkLeaks(t)
 	ts := startServer(t, nil)
 	ts.refuse = "taken"
 	l, ep := ts.client(t, "taken", nil)
 	ep.sendN("x", 3)
-	st := waitState(t, l, StateFailed)
-	if !strings.Contains(st.Reason, `name "taken" is taken`) {
-		t.Errorf("reason %q, want the server's text", st.Reason)
+	waitFor(t, "the refusal", func() bool { return strings.Contains(l.Stats().Reason, `name "taken" is taken`) })
+	if st := l.Stats(); st.State != StateConnecting {
+		t.Errorf("stats %+v, want connecting with the server's text", st)
 	}
 	if n := ts.srv.Sessions(); n != 0 {
 		t.Errorf("server kept %d sessions", n)
@@ -168,7 +168,7 @@ func TestServerWrongSecret(t *testing.T) {
 	ts := startServer(t, func(c *ServerConfig) { c.Secret = []byte("right") })
 	l, ep := ts.client(t, "x", func(c *LinkConfig) { c.Secret = []byte("wrong") })
 	ep.sendN("x", 3)
-	waitState(t, l, StateFailed)
+	waitFor(t, "the refusal", func() bool { return strings.Contains(l.Stats().Reason, "wrong secret") })
 	if n := ts.srv.Sessions(); n != 0 {
 		t.Errorf("server made %d sessions for a wrong secret", n)
 	}

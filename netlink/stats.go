@@ -7,14 +7,16 @@ const (
 	// StateDown: no connection, none being made (a session between
 	// connections, or a link told to disconnect).
 	StateDown State = iota
-	// StateConnecting: dialling, or waiting before the next dial.
+	// StateConnecting: dialling, or waiting before the next dial; the
+	// reason says why the last attempt failed, if it did.
 	StateConnecting
 	// StateListening: a rendezvous waiting for its partner to dial in.
 	StateListening
 	// StateUp: connected, handshake done, messages flowing.
 	StateUp
-	// StateFailed: stopped for a reason that retrying would not cure
-	// (wrong secret, TIMEOUT, ...) until told to reconnect.
+	// StateFailed: stopped until told to reconnect, by TIMEOUT or by a
+	// failure on a connection whose peer had authenticated (its refusal,
+	// a broken protocol, a message too large): retrying would not cure it.
 	StateFailed
 	// StateClosed: closed for good.
 	StateClosed
@@ -33,7 +35,9 @@ func (s State) String() string {
 // file shows it.
 type Stats struct {
 	State State
-	// Reason says why the state is down or failed (empty otherwise).
+	// Reason says why the state is down or failed, or why the last
+	// attempt to connect failed. A Link's is cleaned (CleanText); a
+	// Session's may hold a peer's words as they came.
 	Reason string
 	// Peer is the address of the current or last peer.
 	Peer string
