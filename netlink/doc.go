@@ -43,9 +43,11 @@
 // partner (pIPC's network pipe, [Rendezvous]), serves the connection, and
 // on a drop connects again with capped exponential backoff.
 // [Link.Disconnect] sends BYE and keeps the link down until
-// [Link.Reconnect]; failures that retrying would not cure (wrong secret,
-// TIMEOUT, a peer that breaks the protocol) leave it failed until
-// Reconnect. A [Server] accepts connections and gives each new peer a
+// [Link.Reconnect]. An attempt that fails in the handshake is retried the
+// same way, even a refusal or a wrong proof: before the peer has proved
+// the secret, that may be a stranger's doing. TIMEOUT, and failures on a
+// connection whose peer had authenticated (its refusal, a broken
+// protocol), leave the link failed until Reconnect. A [Server] accepts connections and gives each new peer a
 // session of its own through its Accept callback; a peer that reconnects
 // resumes its session.
 //
@@ -58,8 +60,11 @@
 // authenticated (a secret, or mutual TLS from [LoadTLS]) or the user asked
 // for insecure. Hostile peers cost only their connection: lengths are
 // checked before anything is allocated, handshakes are bounded by
-// Config.HandshakeTimeout, and a Server runs at most MaxHandshakes at
-// once.
+// Config.HandshakeTimeout (the peer's HELLO by Config.HelloTimeout), and
+// a listening side runs a bounded number at once, from each source
+// address a share, closing a stalled stranger's handshake to make room
+// for a newcomer (see admission). Words of a peer shown to the user go
+// through [CleanText].
 //
 // # The Endpoint contract
 //
@@ -76,13 +81,17 @@
 //
 // Serving a connection takes three goroutines: a reader (frames in,
 // deliveries, ACK and CREDIT bookkeeping), a writer (frames out, batched
-// through a 64 KiB buffer flushed only when nothing more is ready), and a
-// puller (takes messages from the endpoint within credit). All three end
-// when the connection does: a read or write error, the peer's BYE, ctx,
-// [Session.Close], or a newer connection taking over; the connection is
-// then closed, which unblocks them. Run returns only after all three have.
-// A Link adds none beyond Run's; a Server one per connection. Nothing
-// outlives Close or the end of ctx.
+// through a 64 KiB buffer flushed only when nothing more is ready), which
+// is the caller's own (Run's), and a puller (takes messages from the
+// endpoint within credit). All three end when the connection does: a read
+// or write error, the peer's BYE, ctx, [Session.Close], or a newer
+// connection taking over; the connection is then closed, which unblocks
+// them. Run returns only after all three have. A Link adds none beyond
+// Run's; a Server one per connection (its handshake, then its writer).
+// Nothing outlives Close or the end of ctx, except that the connections a
+// Server has handed to sessions outlive Serve: they end with their
+// sessions (Server.CloseSession), so that a server that stops listening
+// does not cut its peers.
 //
 // A *slog.Logger is passed in Config; nil discards.
 package netlink

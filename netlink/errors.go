@@ -24,7 +24,8 @@ var (
 	// ErrSelfConnect: the connection leads back to the same session (a
 	// rendezvous that dialled its own listener).
 	ErrSelfConnect = errors.New("connected to itself")
-	// ErrRefused: the peer ended the handshake with a reason (BYE).
+	// ErrRefused: the peer closed the connection with an ERROR frame
+	// (or, during the handshake, a BYE), whose text is the reason.
 	ErrRefused = errors.New("refused by peer")
 	// ErrProtocol: an authenticated peer broke the session rules
 	// (sequence gap, data beyond credit, acknowledging unsent data).

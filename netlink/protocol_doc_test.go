@@ -36,7 +36,10 @@ func TestProtocolDoc(t *testing.T) {
 		fmt.Sprintf("| ACK at least every | %d messages |", DefaultAckEvery),
 		fmt.Sprintf("| credit step | %d KiB |", creditStep>>10),
 		fmt.Sprintf("at most %d", MaxByeText),
-		fmt.Sprintf("| concurrent handshakes per server | %d ", DefaultMaxHandshakes),
+		fmt.Sprintf("| concurrent handshakes per listening pipe | %d, at most %d from one source address", DefaultMaxHandshakes, DefaultMaxHandshakes/4),
+		fmt.Sprintf("| concurrent handshakes per listening rendezvous | %d, at most %d from one source address |", maxRendezvousHandshakes, maxRendezvousHandshakesPerSource),
+		fmt.Sprintf("| HELLO, at an acceptor | within %v of the connection", seconds(DefaultHelloTimeout)),
+		fmt.Sprintf("has run %g s", evictAge.Seconds()),
 		fmt.Sprintf("| handshake (TLS + pipefs) | %v |", seconds(DefaultHandshakeTimeout)),
 		fmt.Sprintf("| keepalive interval / dead after | %v / %v |", seconds(DefaultKeepAlive), seconds(3*DefaultKeepAlive)),
 	}
