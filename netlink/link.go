@@ -303,7 +303,7 @@ func (l *Link) dialLoop(ctx, runCtx context.Context, bo *backoff) (*established,
 				return nil, err
 			}
 		}
-		if ctx.Err() != nil {
+		if ended(ctx) {
 			return nil, context.Cause(ctx)
 		}
 		l.attemptFailed("dial failed", err)
@@ -320,6 +320,17 @@ func (l *Link) lastReason() error {
 		return nil
 	}
 	return errors.New(l.reason)
+}
+
+// ended reports whether ctx has ended, waiting for it if its deadline
+// has passed: an attempt that failed just then may have failed for that
+// reason alone (a dial reports "i/o timeout" a moment before the
+// context's own timer fires), which is no reason to show.
+func ended(ctx context.Context) bool {
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		<-ctx.Done()
+	}
+	return ctx.Err() != nil
 }
 
 // attemptFailed logs why an attempt to connect failed and shows it in the

@@ -95,6 +95,9 @@ func (l *Link) meet(ctx, runCtx context.Context, bo *backoff) (*established, err
 			if isLocal(err) {
 				return nil, err
 			}
+			if ended(ctx) {
+				return nil, context.Cause(ctx)
+			}
 			// Something answered that is not our partner, refused us
 			// before proving it holds the secret, or is ourselves: try
 			// again after a pause.
@@ -104,7 +107,7 @@ func (l *Link) meet(ctx, runCtx context.Context, bo *backoff) (*established, err
 			}
 			continue
 		}
-		if ctx.Err() != nil {
+		if ended(ctx) {
 			return nil, context.Cause(ctx)
 		}
 		// Nobody there: be the one who waits.
