@@ -8,42 +8,44 @@ import (
 // The gate passes an endpoint's BatchEndpoint methods through, with the
 // gate's rules, so that a link's session moves batches as a server's does.
 
-// NextBatch implements BatchEndpoint: Next for many messages, also over
+// NextRuns implements BatchEndpoint: Next for many messages, also over
 // an endpoint that only has Next.
-func (g *byeGate) NextBatch(ctx context.Context, dst [][]byte, count int, bytes int64) ([][]byte, error) {
+func (g *byeGate) NextRuns(ctx context.Context, runs [][]byte, counts []int, count int, bytes int64) ([][]byte, []int, error) {
 	g.mu.Lock()
 	closed := g.closed
 	if !closed && len(g.held) > 0 {
 		m := g.held[0]
 		g.held = g.held[1:]
 		g.mu.Unlock()
-		return append(dst, m), nil
+		return append(runs, m), append(counts, 1), nil
 	}
 	g.mu.Unlock()
 	if !closed {
-		start := len(dst)
+		start := len(runs)
 		var err error
 		if be, ok := g.Endpoint.(BatchEndpoint); ok {
-			dst, err = be.NextBatch(ctx, dst, count, bytes)
+			runs, counts, err = be.NextRuns(ctx, runs, counts, count, bytes)
 		} else {
-			dst, err = nextEach(g.Endpoint, ctx, dst, count, bytes)
+			runs, counts, err = nextEach(g.Endpoint, ctx, runs, counts, count, bytes)
 		}
 		if err != nil {
-			return dst, err
+			return runs, counts, err
 		}
 		g.mu.Lock()
 		if !g.closed {
 			g.mu.Unlock()
-			return dst, nil
+			return runs, counts, nil
 		}
 		// Taken as the disconnect came: too late for this connection.
-		g.held = append(g.held, dst[start:]...)
-		clear(dst[start:])
-		dst = dst[:start]
+		for i, r := range runs[start:] {
+			g.held = append(g.held, splitRun(r, counts[start+i])...)
+		}
+		clear(runs[start:])
+		runs, counts = runs[:start], counts[:start]
 		g.mu.Unlock()
 	}
 	<-ctx.Done()
-	return dst, ctx.Err()
+	return runs, counts, ctx.Err()
 }
 
 // DeliverRuns implements BatchEndpoint; the gate holds nothing back on
@@ -55,21 +57,23 @@ func (g *byeGate) DeliverRuns(runs [][]byte, counts []int) (int, error) {
 	return deliverEach(g.Endpoint, runs, counts)
 }
 
-// nextEach is NextBatch made of Next calls: the first waits until ctx
-// ends, the others take only what is already waiting.
-func nextEach(ep Endpoint, ctx context.Context, dst [][]byte, count int, bytes int64) ([][]byte, error) {
+// nextEach is NextRuns made of Next calls, a run per message: the first
+// waits until ctx ends, the others take only what is already waiting.
+func nextEach(ep Endpoint, ctx context.Context, runs [][]byte, counts []int, count int, bytes int64) ([][]byte, []int, error) {
 	var total int64
-	for n := 0; n < count && total < bytes; n++ {
+	for n := 0; n < count; n++ {
 		m, err := ep.Next(ctx)
 		if err != nil {
 			if n > 0 && ctx == tryCtx && errors.Is(err, context.Canceled) {
 				err = nil // nothing more waiting
 			}
-			return dst, err
+			return runs, counts, err
 		}
-		dst = append(dst, m)
-		total += int64(cost(m))
+		runs, counts = append(runs, m), append(counts, 1)
+		if total += int64(cost(m)); total >= bytes {
+			break
+		}
 		ctx = tryCtx
 	}
-	return dst, nil
+	return runs, counts, nil
 }

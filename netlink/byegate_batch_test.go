@@ -14,13 +14,16 @@ type probeEndpoint struct {
 	batches chan [][]byte
 }
 
-func (e *probeEndpoint) NextBatch(ctx context.Context, dst [][]byte, count int, bytes int64) ([][]byte, error) {
+func (e *probeEndpoint) NextRuns(ctx context.Context, runs [][]byte, counts []int, count int, bytes int64) ([][]byte, []int, error) {
 	e.called <- struct{}{}
 	select {
 	case b := <-e.batches:
-		return append(dst, b...), nil
+		for _, m := range b {
+			runs, counts = append(runs, m), append(counts, 1)
+		}
+		return runs, counts, nil
 	case <-ctx.Done():
-		return dst, ctx.Err()
+		return runs, counts, ctx.Err()
 	}
 }
 
@@ -40,7 +43,7 @@ func TestByeGateHoldsBatch(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		ms, err := g.NextBatch(ctx, nil, 10, 1<<20)
+		ms, _, err := g.NextRuns(ctx, nil, nil, 10, 1<<20)
 		done <- result{ms, err}
 	}()
 	<-ep.called // waiting in the endpoint
@@ -48,12 +51,12 @@ func TestByeGateHoldsBatch(t *testing.T) {
 	ep.batches <- [][]byte{[]byte("a\n"), []byte("b\n")}
 	cancel()
 	if r := <-done; !errors.Is(r.err, context.Canceled) || len(r.msgs) != 0 {
-		t.Fatalf("NextBatch across the close = %q, %v; want nothing and the context's error", r.msgs, r.err)
+		t.Fatalf("NextRuns across the close = %q, %v; want nothing and the context's error", r.msgs, r.err)
 	}
 	g.open()
 	var got []string
 	for range 2 {
-		ms, err := g.NextBatch(context.Background(), nil, 10, 1<<20)
+		ms, _, err := g.NextRuns(context.Background(), nil, nil, 10, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -62,14 +62,16 @@ type Session struct {
 // one message per call.
 type BatchEndpoint interface {
 	Endpoint
-	// NextBatch is Next for many messages: it waits for one as Next
-	// does, then appends to dst, behind it, those already waiting,
-	// without waiting: at most count messages in all, stopping once
-	// their cost (max(len, 1) each) reaches bytes, so that the last may
-	// go beyond it. What it returns has left the local outbox, as with
-	// Next; when ctx ends before the first message it returns ctx's
-	// error and takes nothing.
-	NextBatch(ctx context.Context, dst [][]byte, count int, bytes int64) ([][]byte, error)
+	// NextRuns is Next for many messages: it waits for one as Next
+	// does, then takes those already waiting behind it, without waiting:
+	// at most count messages in all, and beyond the first only while
+	// their cost (max(len, 1) each) stays within bytes. It appends them
+	// as runs: runs[i] holds counts[i] messages, one message, or
+	// (counts[i] ≥ 2) that many whole lines side by side, each ending
+	// with its only '\n', such as the lines of one write. What it
+	// returns has left the local outbox, as with Next; when ctx ends
+	// before the first message it returns ctx's error and takes nothing.
+	NextRuns(ctx context.Context, runs [][]byte, counts []int, count int, bytes int64) ([][]byte, []int, error)
 	// DeliverRuns is Deliver for many messages, in order, given as runs:
 	// runs[i] holds counts[i] messages, one message, or (counts[i] ≥ 2)
 	// that many whole lines side by side, each ending with its only

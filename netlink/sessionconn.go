@@ -471,7 +471,8 @@ func runsCost(runs [][]byte, counts []int, n int) uint64 {
 // them to the writer together.
 func (c *connRun) puller() error {
 	s := c.s
-	var msgs [][]byte
+	var runs [][]byte
+	var counts []int
 	var last time.Time // when the last batch was taken
 	streak := 0        // small batches in a row, each soon after the last
 	timer := time.NewTimer(time.Hour)
@@ -508,19 +509,20 @@ func (c *connRun) puller() error {
 			ctx = tryCtx
 		}
 		var err error
-		msgs, err = c.take(ctx, msgs, min(window, maxPull), end, limit)
+		runs, counts, err = c.take(ctx, runs, counts, min(window, maxPull), end, limit)
 		if errors.Is(err, context.Canceled) && ctx == tryCtx && c.ctx.Err() == nil {
 			err = nil // nothing came: the stream has paused
 		}
-		taken := end
-		for _, m := range msgs {
-			taken += cost(m)
+		taken, msgs := end, 0
+		for i, r := range runs {
+			taken += runCost(r, counts[i])
+			msgs += counts[i]
 		}
 		now := time.Now()
 		switch {
-		case len(msgs) == 0 || len(msgs) >= lingerBelow:
+		case msgs == 0 || msgs >= lingerBelow:
 			streak = 0 // paused, or batching well without help
-		case len(msgs) == min(window, maxPull) || taken >= limit:
+		case msgs == min(window, maxPull) || taken >= limit:
 			streak = 0 // held back by the peer, not by the writers
 		case ctx == tryCtx:
 			// Lingered, and the stream goes on.
@@ -530,15 +532,27 @@ func (c *connRun) puller() error {
 			streak = 0
 		}
 		last = now
-		if len(msgs) > 0 {
-			// Ours now, whatever happens to the connection.
+		if msgs > 0 {
+			// Ours now, whatever happens to the connection. A run too
+			// long for one RUN frame is cut into runs that fit.
+			maxRun := c.maxRun()
 			s.mu.Lock()
-			for _, m := range msgs {
-				s.out.push(m)
+			for i, r := range runs {
+				n := counts[i]
+				for n > 1 && len(r) > maxRun {
+					end := bytes.LastIndexByte(r[:maxRun], '\n') + 1
+					k := bytes.Count(r[:end], newline)
+					if end == 0 { // a line longer than a run may be: alone
+						end, k = bytes.IndexByte(r, '\n')+1, 1
+					}
+					s.out.pushRun(r[:end], k)
+					r, n = r[end:], n-k
+				}
+				s.out.pushRun(r, n)
 			}
 			s.mu.Unlock()
-			clear(msgs)
-			msgs = msgs[:0]
+			clear(runs)
+			runs, counts = runs[:0], counts[:0]
 			// Write them from here when the writer is idle: handing
 			// them over would cost a wake-up per batch, which for a
 			// trickle of single messages is one per message.
@@ -564,21 +578,27 @@ func (c *connRun) puller() error {
 	}
 }
 
-// take takes messages from the endpoint, waiting for the first until ctx
-// ends: up to count, while the cumulative cost end stays below limit (the
-// last one may go beyond it).
-func (c *connRun) take(ctx context.Context, msgs [][]byte, count int, end, limit uint64) ([][]byte, error) {
+// take takes messages from the endpoint, as runs, waiting for the first
+// until ctx ends: up to count, and beyond the first only while the
+// cumulative cost end stays within limit.
+func (c *connRun) take(ctx context.Context, runs [][]byte, counts []int, count int, end, limit uint64) ([][]byte, []int, error) {
 	bytes := int64(min(limit-end, 1<<62))
 	if be, ok := c.s.ep.(BatchEndpoint); ok {
-		return be.NextBatch(ctx, msgs, count, bytes)
+		return be.NextRuns(ctx, runs, counts, count, bytes)
 	}
-	return nextEach(c.s.ep, ctx, msgs, count, bytes)
+	return nextEach(c.s.ep, ctx, runs, counts, count, bytes)
 }
 
-// pending is one DATA frame gathered for writing.
+// maxRun is the most bytes of lines one RUN frame may carry on this
+// connection: its body is at most 8 + max message.
+func (c *connRun) maxRun() int { return max(min(c.maxMsg-4, maxRunBytes), 1) }
+
+// pending is a run of messages gathered for writing: n messages in b,
+// the first numbered seq.
 type pending struct {
 	seq uint64
-	msg []byte
+	b   []byte
+	n   int
 }
 
 // writeReady writes every frame that is ready — CREDIT, ACK, PONG, DATA
@@ -607,27 +627,30 @@ func (c *connRun) writeReady(fired bool) (bye bool, byeText string, tooLarge err
 			pong, sendPong, c.pong = c.pongToken, true, false
 		}
 		batch := c.batch[:0]
-		for len(batch) < maxBatch && c.writeNext <= s.out.last() {
-			msg, end := s.out.at(c.writeNext)
-			if end > s.limit {
+		for msgs := 0; msgs < maxBatch && c.writeNext <= s.out.last(); {
+			r := s.out.runAt(c.writeNext)
+			if r.end > s.limit {
 				break
 			}
-			if len(msg) > c.maxMsg {
+			if size := longest(r.b, r.n, c.maxMsg); size > c.maxMsg {
 				tooLarge = fmt.Errorf("%w: message %d is %d bytes, the link's max is %d",
-					ErrMessageTooLarge, c.writeNext, len(msg), c.maxMsg)
+					ErrMessageTooLarge, c.writeNext, size, c.maxMsg)
 				break
 			}
 			if len(batch) == 0 {
 				signal(c.pullWake) // room ahead of the writer
 			}
-			batch = append(batch, pending{c.writeNext, msg})
-			if c.writeNext <= s.maxWritten {
-				s.stats.Resent++
-			} else {
-				s.stats.Sent++
-				s.maxWritten = c.writeNext
+			batch = append(batch, pending{r.first, r.b, r.n})
+			last := r.first + uint64(r.n) - 1
+			if resent := min(last, s.maxWritten); resent >= r.first {
+				s.stats.Resent += resent - r.first + 1
 			}
-			c.writeNext++
+			if last > s.maxWritten {
+				s.stats.Sent += last - max(s.maxWritten, r.first-1)
+				s.maxWritten = last
+			}
+			c.writeNext = last + 1
+			msgs += r.n
 		}
 		// An ACK when one is due, or for free with anything else.
 		due := c.ackWanted || fired || s.recvSeq-c.ackSent >= uint64(s.cfg.AckEvery)
@@ -675,49 +698,62 @@ func (c *connRun) writeReady(fired bool) (bye bool, byeText string, tooLarge err
 	return bye, byeText, tooLarge, nil
 }
 
-// writeBatch writes DATA frames for a gathered batch; for a peer that
-// accepts RUN frames, lines that lie side by side in memory — the lines
-// of one write to the local pipe — go as one RUN frame.
+// writeBatch writes the frames of a gathered batch: a single message as
+// DATA, a run of lines as RUN frames to a peer that accepts them, and as a
+// DATA frame per line to one that does not.
 func (c *connRun) writeBatch(batch []pending) error {
-	runs := c.peerRuns.Load()
-	maxRun := min(c.maxMsg-4, maxRunBytes) // a RUN's body is at most 8 + max message
-	for i := 0; i < len(batch); {
-		p := batch[i]
-		b, n := p.msg, 1
-		if runs && isLine(b) {
-			for j := i + 1; j < len(batch) && adjacent(b, batch[j].msg) &&
-				len(b)+len(batch[j].msg) <= maxRun && isLine(batch[j].msg); j++ {
-				b, n = b[:len(b)+len(batch[j].msg)], n+1
+	runs, maxRun := c.peerRuns.Load(), c.maxRun()
+	for _, p := range batch {
+		b, seq := p.b, p.seq
+		if p.n == 1 {
+			if err := writeData(c.bw, seq, b); err != nil {
+				return err
 			}
+			continue
 		}
-		var err error
-		if n == 1 {
-			err = writeData(c.bw, p.seq, p.msg)
-		} else {
-			err = writeRun(c.bw, p.seq, n, b)
+		for len(b) > 0 {
+			// Runs taken on an earlier connection, with a larger max
+			// message, are cut to this one's; a line too long for a RUN
+			// goes as DATA.
+			part := b[:bytes.IndexByte(b, '\n')+1]
+			if runs && len(part) <= maxRun {
+				part = b[:min(len(b), maxRun)]
+				part = part[:bytes.LastIndexByte(part, '\n')+1]
+			}
+			var err error
+			n := 1
+			if len(part) == bytes.IndexByte(part, '\n')+1 {
+				err = writeData(c.bw, seq, part)
+			} else {
+				n = bytes.Count(part, newline)
+				err = writeRun(c.bw, seq, n, part)
+			}
+			if err != nil {
+				return err
+			}
+			b, seq = b[len(part):], seq+uint64(n)
 		}
-		if err != nil {
-			return err
-		}
-		i += n
 	}
 	return nil
+}
+
+// longest is the size of the longest message of a run of n messages in b,
+// or a bound on it that is at most limit when the run is.
+func longest(b []byte, n, limit int) int {
+	if n == 1 || len(b) <= limit {
+		return len(b)
+	}
+	most := 0
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n') + 1
+		most, b = max(most, i), b[i:]
+	}
+	return most
 }
 
 // maxRunBytes bounds the lines of one RUN frame, so that a receiver
 // holds at most that much of a frame before it can deliver it.
 const maxRunBytes = 256 << 10
-
-// isLine reports whether m is one line: its only '\n' is its last byte.
-func isLine(m []byte) bool {
-	return len(m) > 0 && bytes.IndexByte(m, '\n') == len(m)-1
-}
-
-// adjacent reports whether b starts where a ends, in the same allocation
-// (b lies within a's capacity), as the lines cut from one write do.
-func adjacent(a, b []byte) bool {
-	return len(b) > 0 && cap(a) > len(a) && &a[:len(a)+1][len(a)] == &b[0]
-}
 
 // writer writes every frame the puller does not write itself: control
 // frames, DATA the puller left (it was writing, or credit came later),

@@ -1,6 +1,7 @@
 package pipe
 
 import (
+	"bytes"
 	"context"
 	"errors"
 )
@@ -76,34 +77,85 @@ func (pt *Port) Next(ctx context.Context) ([]byte, error) {
 	return m, nil
 }
 
-// NextBatch is Next for many messages at once, so that a link under load
-// pays one wake-up and one lock for a batch rather than for each message.
-// It waits for a message as Next does, then takes those waiting behind
-// it without waiting: it appends at most count messages to dst in all,
-// and stops once their bytes (each message counting max(len, 1)) reach
-// bytes, so the last one may go beyond it.
-func (pt *Port) NextBatch(ctx context.Context, dst [][]byte, count int, bytes int64) ([][]byte, error) {
+// NextRuns is Next for many messages at once, so that a link under load
+// pays one wake-up and one lock for a batch rather than for each message,
+// and moves the lines of a write as the one piece they are queued as. It
+// waits for a message as Next does, then takes those waiting behind it
+// without waiting: at most count messages in all, and beyond the first
+// only while their bytes (each message counting max(len, 1)) stay within
+// bytes. It appends them as runs: runs[i] holds counts[i] messages, one
+// message, or (counts[i] ≥ 2) that many whole lines side by side, each
+// ending with its only '\n'.
+func (pt *Port) NextRuns(ctx context.Context, runs [][]byte, counts []int, count int, bytes int64) ([][]byte, []int, error) {
 	m, err := pt.Next(ctx)
 	if err != nil {
-		return dst, err
+		return runs, counts, err
 	}
-	dst = append(dst, m)
+	cur, curN := m, 1
 	total := int64(max(len(m), 1))
 	q := pt.out
 	var wk wakeups
 	q.mu.Lock()
 	if !q.closed && pt.reader.partial == nil {
-		for n := 1; n < count && total < bytes && q.msgs.len() > 0; n++ {
-			m := q.msgs.pop()
-			q.deliveredLocked(len(m))
-			dst = append(dst, m)
-			total += int64(max(len(m), 1))
+		for taken := 1; taken < count && q.msgs.len() > 0; {
+			b, n := q.msgs.peekRun()
+			size := int64(max(len(b), 1))
+			whole := taken+n <= count && total+size <= bytes
+			if whole {
+				q.msgs.popRun()
+			} else {
+				// Whole lines from the front of the run, as many as
+				// count and bytes allow.
+				if n == 1 || total >= bytes {
+					break
+				}
+				end := lastLineEnd(b[:min(int64(len(b)), bytes-total)])
+				if k := count - taken; countLines(b[:end]) > k {
+					end = len(b) - len(cutLines(b, k))
+				}
+				if end == 0 {
+					break
+				}
+				b, n, size = b[:end], countLines(b[:end]), int64(end)
+				q.msgs.cutRun(end, n)
+			}
+			q.count -= n
+			q.bytes -= int64(len(b))
+			q.delivered += uint64(n)
+			if linesRun(cur, curN) && linesRun(b, n) && len(cur) > 0 && cap(cur) > len(cur) && &cur[:len(cur)+1][len(cur)] == &b[0] {
+				cur, curN = cur[:len(cur)+len(b)], curN+n // the rest of the run Next cut from
+			} else {
+				runs, counts = append(runs, cur), append(counts, curN)
+				cur, curN = b, n
+			}
+			taken += n
+			total += size
+			if !whole {
+				break
+			}
 		}
 		q.settleLocked(&wk)
 	}
 	q.mu.Unlock()
 	wk.run()
-	return dst, nil
+	return append(runs, cur), append(counts, curN), nil
+}
+
+// linesRun reports whether b, holding n messages, is whole lines.
+func linesRun(b []byte, n int) bool {
+	return n > 1 || (len(b) > 0 && bytes.IndexByte(b, '\n') == len(b)-1)
+}
+
+func lastLineEnd(b []byte) int { return bytes.LastIndexByte(b, '\n') + 1 }
+
+func countLines(b []byte) int { return bytes.Count(b, newline) }
+
+// cutLines returns b without its first k lines.
+func cutLines(b []byte, k int) []byte {
+	for range k {
+		b = b[bytes.IndexByte(b, '\n')+1:]
+	}
+	return b
 }
 
 // DeliverRuns is Deliver for many messages, given as runs: runs[i] holds

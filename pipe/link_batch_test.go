@@ -3,81 +3,97 @@ package pipe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
 
-func nextBatchWithin(t *testing.T, pt *Port, count int, bytes int64) []string {
+// nextRunsWithin takes runs and returns them as "n:bytes" strings.
+func nextRunsWithin(t *testing.T, pt *Port, count int, bytes int64) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ms, err := pt.NextBatch(ctx, nil, count, bytes)
+	runs, counts, err := pt.NextRuns(ctx, nil, nil, count, bytes)
 	if err != nil {
-		t.Fatalf("NextBatch: %v", err)
+		t.Fatalf("NextRuns: %v", err)
 	}
 	var s []string
-	for _, m := range ms {
-		s = append(s, string(m))
+	for i, r := range runs {
+		s = append(s, fmt.Sprintf("%d:%s", counts[i], r))
 	}
 	return s
 }
 
-// NextBatch takes what is waiting, one message each, within its count
-// and bytes (the last message may go beyond the bytes), and makes room for
+// NextRuns takes what is waiting within its count and bytes, the lines
+// of one write as one run (cut where a limit falls), and makes room for
 // writers as Next does.
-func TestPortNextBatch(t *testing.T) {
+func TestPortNextRuns(t *testing.T) {
 	s := DefaultSettings()
-	s.Capacity, s.MaxMessage = 14, 14
+	s.Capacity, s.MaxMessage = 40, 40
 	p, pt := mustSplit(t, s)
 	s.Batch = true // a link forwards messages whole even so
 	p.SetSettings(s)
 	w := p.NewWriter()
-	if _, err := w.Write([]byte("a\nbb\nccc\ndddd\n"), true, nil, nil); err != nil {
-		t.Fatal(err)
+	for _, write := range []string{"a\nbb\nccc\ndddd\n", "e\nf\n", "gg\nh\n", "tail"} {
+		if _, err := w.Write([]byte(write), true, nil, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := w.Write([]byte("e\n"), true, nil, nil); !errors.Is(err, ErrWouldBlock) {
-		t.Fatalf("write to a full outbox = %v; want ErrWouldBlock", err)
-	}
+	w.Close() // the tail becomes a message of its own
+	w = p.NewWriter()
 	for _, c := range []struct {
 		count int
 		bytes int64
-		want  []string
+		want  string
 	}{
-		{10, 4, []string{"a\n", "bb\n"}},
-		{1, 100, []string{"ccc\n"}},
-		{10, 100, []string{"dddd\n"}},
+		{10, 6, "[2:a\nbb\n]"},          // the bytes limit cuts the run
+		{1, 100, "[1:ccc\n]"},           // so does the count
+		{3, 100, "[1:dddd\n 2:e\nf\n]"}, // runs end where writes did
+		{10, 1, "[1:gg\n]"},             // the first message goes whatever its size
+		{10, 100, "[1:h\n 1:tail\n]"},   // the rest of the run, then the tail
 	} {
-		got := nextBatchWithin(t, pt, c.count, c.bytes)
-		if len(got) != len(c.want) {
-			t.Fatalf("NextBatch(%d, %d) = %q; want %q", c.count, c.bytes, got, c.want)
-		}
-		for i := range got {
-			if got[i] != c.want[i] {
-				t.Fatalf("NextBatch(%d, %d) = %q; want %q", c.count, c.bytes, got, c.want)
-			}
+		if got := fmt.Sprint(nextRunsWithin(t, pt, c.count, c.bytes)); got != c.want {
+			t.Fatalf("NextRuns(%d, %d) = %q; want %q", c.count, c.bytes, got, c.want)
 		}
 	}
-	if _, err := w.Write([]byte("e\n"), true, nil, nil); err != nil {
+	if _, err := w.Write([]byte("y\n"), true, nil, nil); err != nil {
 		t.Fatalf("write after the link took the messages = %v", err)
-	}
-	if got := nextBatchWithin(t, pt, 10, 100); len(got) != 1 || got[0] != "e\n" {
-		t.Fatalf("NextBatch = %q; want the later write", got)
 	}
 	if err := pt.Join(nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pt.NextBatch(context.Background(), nil, 10, 100); !errors.Is(err, ErrClosed) {
-		t.Fatalf("NextBatch after Join = %v; want ErrClosed", err)
+	if _, _, err := pt.NextRuns(context.Background(), nil, nil, 10, 100); !errors.Is(err, ErrClosed) {
+		t.Fatalf("NextRuns after Join = %v; want ErrClosed", err)
 	}
 }
 
-// NextBatch with an ended context takes nothing from an empty outbox.
-func TestPortNextBatchEndedContext(t *testing.T) {
+// A full outbox makes room when the link takes from it.
+func TestPortNextRunsMakesRoom(t *testing.T) {
+	s := DefaultSettings()
+	s.Capacity, s.MaxMessage = 8, 8
+	p, pt := mustSplit(t, s)
+	w := p.NewWriter()
+	if _, err := w.Write([]byte("123\n567\n"), true, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("x\n"), true, nil, nil); !errors.Is(err, ErrWouldBlock) {
+		t.Fatalf("write to a full outbox = %v; want ErrWouldBlock", err)
+	}
+	if got := fmt.Sprint(nextRunsWithin(t, pt, 10, 100)); got != "[2:123\n567\n]" {
+		t.Fatalf("NextRuns = %q", got)
+	}
+	if _, err := w.Write([]byte("x\n"), true, nil, nil); err != nil {
+		t.Fatalf("write after the link took the messages = %v", err)
+	}
+}
+
+// NextRuns with an ended context takes nothing from an empty outbox.
+func TestPortNextRunsEndedContext(t *testing.T) {
 	_, pt := mustSplit(t, DefaultSettings())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if ms, err := pt.NextBatch(ctx, nil, 10, 100); !errors.Is(err, context.Canceled) || len(ms) != 0 {
-		t.Fatalf("NextBatch = %q, %v; want nothing and the context's error", ms, err)
+	if runs, _, err := pt.NextRuns(ctx, nil, nil, 10, 100); !errors.Is(err, context.Canceled) || len(runs) != 0 {
+		t.Fatalf("NextRuns = %q, %v; want nothing and the context's error", runs, err)
 	}
 }
 
