@@ -148,10 +148,11 @@ func TestLinkHostilePeers(t *testing.T) {
 	if !slices.Equal(names, want) {
 		t.Errorf("the mount holds %q; want %q", names, want)
 	}
-	// And the refused peer is still refused, and still trying; it
-	// warned once, not at every try.
-	if got := wrongPeer.status(t, "p")["link"]; !strings.HasPrefix(got, "tcp "+addr+" connecting") || !strings.HasSuffix(got, "wrong secret") {
-		t.Errorf("wrong secret: link %q at the end; want it still connecting, refused for the wrong secret", got)
+	// And the refused peer is still trying (its last attempt may have
+	// met the flood rather than the refusal); it warned once, not at
+	// every try.
+	if got := wrongPeer.status(t, "p")["link"]; !strings.HasPrefix(got, "tcp "+addr+" connecting") {
+		t.Errorf("wrong secret: link %q at the end; want it still connecting", got)
 	}
 	if n := strings.Count(wrongPeer.daemon.stderr.String(), `msg="link refused, retrying"`); n != 1 {
 		t.Errorf("the refused peer warned %d times; want once", n)
