@@ -168,6 +168,14 @@ func writeFrame(w *bufio.Writer, f frame) error {
 	if _, err := w.Write(h); err != nil {
 		return err
 	}
+	if len(f.data) > w.Available() && len(f.data) >= w.Size() {
+		// A large body (a RUN) goes straight to the connection rather
+		// than through the buffer: flushing what is buffered first costs
+		// a write, copying half a buffer's worth costs more.
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
 	_, err := w.Write(f.data)
 	return err
 }
