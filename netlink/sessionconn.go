@@ -517,6 +517,12 @@ func (c *connRun) puller() error {
 			case <-c.ctx.Done():
 				return nil
 			}
+			s.mu.Lock()
+			bye := c.bye
+			s.mu.Unlock()
+			if bye {
+				continue // a disconnect came meanwhile: take nothing more
+			}
 			ctx = tryCtx
 		}
 		var err error
