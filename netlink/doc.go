@@ -13,8 +13,12 @@
 // direction numbers its messages from 1. The receiver delivers message n
 // only after n-1, discards anything it already delivered, and
 // acknowledges cumulatively (ACK n: everything up to n is delivered),
-// in batches: every Config.AckEvery messages, and whenever it has read all
-// that arrived. The sender keeps every message until it is acknowledged.
+// in batches: every Config.AckEvery messages, with any other frame it
+// writes, and otherwise within 2 ms. Under load every step moves batches:
+// the lines of one write cross as one RUN frame to a peer that accepts
+// them (docs/protocol.md), and endpoints with [BatchEndpoint] hand over
+// and take runs of messages. The sender keeps every message until it is
+// acknowledged.
 // Sessions outlive connections: [Session.Run] serves one connection, and
 // the next one's handshake tells each side where the other stopped, so
 // the sender resends exactly what was not delivered. Both sides keep a
@@ -29,7 +33,8 @@
 // A receiver grants credit in bytes (each message counting max(len, 1)):
 // CREDIT L allows the sender to have sent messages whose cumulative size,
 // from the first of the session, is at most L. It grants from
-// [Endpoint.Room] and again whenever [Endpoint.RoomChanged] fires. The
+// [Endpoint.Room] in steps, and while the peer may be waiting for credit
+// also whenever [Endpoint.RoomChanged] fires. The
 // sender takes a message from its Endpoint only while it has credit left
 // and fewer than Config.MaxUnacked messages unacknowledged; otherwise
 // messages wait in the local outbox, where local writers see a full pipe.
