@@ -133,12 +133,6 @@ func (t frameType) maxBody(maxData int) int {
 	return -1
 }
 
-// frameLimit is the largest body accepted at all: the largest DATA, or
-// during the handshake (maxData 0) the largest handshake frame.
-func frameLimit(maxData int) int {
-	return max(seqSize+maxData, maxHandshakeBody)
-}
-
 // appendFrame appends the encoding of f to dst.
 func appendFrame(dst []byte, f frame) []byte {
 	fixed, _ := f.typ.fixedBody()
@@ -242,9 +236,6 @@ func (fr *frameReader) next() (frame, error) {
 		return frame{}, fmt.Errorf("%w: zero length", ErrBadFrame)
 	}
 	body := int64(n) - 1
-	if limit := frameLimit(fr.maxData); body > int64(limit) {
-		return frame{}, fmt.Errorf("%w: %s frame of %d bytes, limit %d", ErrFrameTooLarge, t, body, limit)
-	}
 	maxBody := t.maxBody(fr.maxData)
 	if maxBody < 0 {
 		return frame{}, fmt.Errorf("%w: unknown frame type %s", ErrBadFrame, t)

@@ -222,10 +222,7 @@ func (hs *handshaker) refuseTelling(err, told error) error {
 
 // errorFrame encodes an ERROR frame carrying err's text.
 func errorFrame(err error) []byte {
-	text := err.Error()
-	if len(text) > MaxByeText {
-		text = text[:MaxByeText]
-	}
+	text := truncateText(err.Error(), MaxByeText)
 	return appendFrame(nil, frame{typ: frameError, data: []byte(text)})
 }
 
@@ -240,7 +237,9 @@ func (hs *handshaker) expect(want frameType) ([]byte, error) {
 		return nil, fmt.Errorf("waiting for %s: %w", want, err)
 	}
 	if f.typ == frameError || f.typ == frameBye {
-		return nil, fmt.Errorf("%w: %s", ErrRefused, f.data)
+		// Anybody's words, before the peer proved anything: kept to one
+		// clean line wherever they are shown.
+		return nil, fmt.Errorf("%w: %s", ErrRefused, CleanText(string(f.data)))
 	}
 	if f.typ != want {
 		return nil, hs.refuse(fmt.Errorf("%w: got %s, want %s", ErrHandshake, f.typ, want))
@@ -375,9 +374,6 @@ func (hs *handshaker) accept() (*handshakeResult, error) {
 	}
 	if peer.id == me.id {
 		return nil, fmt.Errorf("accepting: %w (session %v)", ErrSelfConnect, me.id)
-	}
-	if peer.nonce == me.nonce {
-		return nil, hs.refuse(fmt.Errorf("%w: peer reflected the nonce", ErrHandshake))
 	}
 	b, err := hs.expect(frameAuth)
 	if err != nil {

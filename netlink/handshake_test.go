@@ -207,7 +207,7 @@ func TestHandshakeTimeoutAndGarbage(t *testing.T) {
 		check func(error) bool
 	}{
 		{"silent", nil, func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }},
-		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), func(err error) bool { return errors.Is(err, ErrFrameTooLarge) }},
+		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), func(err error) bool { return errors.Is(err, ErrBadFrame) }},
 		{"wrong first frame", appendFrame(nil, frame{typ: frameAck, value: 1}), func(err error) bool { return errors.Is(err, ErrHandshake) }},
 		{"bad hello", appendFrame(nil, frame{typ: frameHello, data: []byte("PFSLxx")}), func(err error) bool { return errors.Is(err, ErrHandshake) }},
 		{"truncated", []byte{0, 0, 0, 50, 1, 2, 3}, func(err error) bool { return errors.Is(err, ErrBadFrame) }},

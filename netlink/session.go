@@ -252,9 +252,7 @@ func (s *Session) resumePoint(peer SessionID) uint64 {
 // nothing. Nothing is lost: messages not acknowledged are resent on the
 // next connection.
 func (s *Session) Disconnect(ctx context.Context, text string) error {
-	if len(text) > MaxByeText-len("BYE ") {
-		text = text[:MaxByeText-len("BYE ")]
-	}
+	text = truncateText(text, MaxByeText-len("BYE "))
 	s.mu.Lock()
 	c, slot := s.conn, s.cur
 	if slot == nil {

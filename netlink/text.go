@@ -46,3 +46,18 @@ func dirtyAt(s string) int {
 	}
 	return -1
 }
+
+// truncateText cuts s to at most n bytes, before a UTF-8 character that
+// would not fit whole rather than inside it. Bytes that are not valid
+// UTF-8 anyway may be cut anywhere.
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for i := n; i > 0 && i > n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i]
+		}
+	}
+	return s[:n]
+}

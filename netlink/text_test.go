@@ -22,3 +22,26 @@ func TestCleanText(t *testing.T) {
 		}
 	}
 }
+
+func TestTruncateText(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly", 7, "exactly"},
+		{"abcdef", 3, "abc"},
+		{"ab€", 4, "ab"}, // € is 3 bytes: not cut inside
+		{"ab€", 3, "ab"},
+		{"ab€", 5, "ab€"},
+		{"ab€x", 5, "ab€"},
+		{"😀😀", 5, "😀"},
+		{"\x80\x80\x80\x80\x80\x80", 4, "\x80\x80\x80\x80"}, // not UTF-8: cut where asked
+	}
+	for _, tt := range tests {
+		if got := truncateText(tt.in, tt.n); got != tt.want {
+			t.Errorf("truncateText(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+}
