@@ -322,8 +322,20 @@ func TestSessionReceivesRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A sender may send only within credit, and the session
+			// grants it in its first frame: wait for it, as a real peer
+			// does, then drain what the session writes.
+			for {
+				f, err := peer.fr.next()
+				if err != nil {
+					t.Fatalf("waiting for the session's first CREDIT: %v", err)
+				}
+				if f.typ == frameCredit {
+					break
+				}
+			}
 			go func() {
-				for { // drain what the session writes
+				for {
 					if _, err := peer.fr.next(); err != nil {
 						return
 					}
