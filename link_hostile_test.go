@@ -56,11 +56,12 @@ func TestLinkHostilePeers(t *testing.T) {
 	}{
 		{"garbage", randomBytes(t, 4096)},
 		{"unknown frame type", []byte{0, 0, 0, 5, 0x00, 'j', 'u', 'n', 'k'}},
-		{"truncated frame", helloFrame(true)[:20]},
+		{"truncated frame", helloFrame(true, 2)[:20]},
 		{"oversized frame", []byte{0x7f, 0xff, 0xff, 0xff, 0x01}},
 		{"silent", nil},
-		{"hello, then never reads", helloFrame(true)},
-		{"hello without a secret, never reads", helloFrame(false)},
+		{"hello, then never reads", helloFrame(true, 2)},
+		{"hello without a secret, never reads", helloFrame(false, 2)},
+		{"hello of protocol version 1 (no frame tags)", helloFrame(true, 1)},
 	} {
 		conn := dialRaw(t, addr)
 		if conn == nil {
@@ -71,7 +72,7 @@ func TestLinkHostilePeers(t *testing.T) {
 		}
 		hostile = append(hostile, conn)
 	}
-	for _, why := range []string{"frame too large", "malformed frame: unknown frame type", "the peer has no secret", "i/o timeout"} {
+	for _, why := range []string{"frame too large", "malformed frame: unknown frame type", "the peer has no secret", "i/o timeout", "peer speaks up to version 1, this side needs version 2"} {
 		srv.waitLog(t, why, 1)
 	}
 	srv.waitFDs(t, baseline)
@@ -215,11 +216,12 @@ func randomBytes(t *testing.T, n int) []byte {
 	return b
 }
 
-// helloFrame is a well-formed HELLO (docs/protocol.md), with or without
-// the flag that says the sender has a secret.
-func helloFrame(secret bool) []byte {
+// helloFrame is a well-formed HELLO (docs/protocol.md) of the given
+// protocol version, with or without the flag that says the sender has a
+// secret.
+func helloFrame(secret bool, version uint16) []byte {
 	body := []byte("PFSL")
-	body = binary.BigEndian.AppendUint16(body, 1)
+	body = binary.BigEndian.AppendUint16(body, version)
 	flags := uint16(0)
 	if secret {
 		flags = 1

@@ -60,6 +60,11 @@ type Config struct {
 	MaxUnacked int
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
+
+	// hellos is the registry of HELLOs and CHALLENGEs in flight that
+	// refuses this process's own relayed back to it; nil means the
+	// process's. Tests that play two processes in one give each its own.
+	hellos *helloRegistry
 }
 
 // withDefaults returns c with its zero fields filled in.

@@ -60,7 +60,14 @@
 //
 // With a secret, both sides prove they hold it by HMAC-SHA256 over both
 // sides' fresh nonces and session IDs; it never crosses the wire, and a
-// peer that fails is cut off before any message moves either way.
+// peer that fails is cut off before any message moves either way. Every
+// frame after the handshake then carries a tag (AES-256-GCM used as a MAC,
+// with a key per direction derived by HKDF from the secret and the whole
+// handshake, and a frame counter as nonce), checked before the frame is
+// acted on, so that a relay without the secret that passed a handshake on
+// can do nothing further in the connection (auth.go); a process also
+// refuses its own HELLO relayed back to it (hellos.go). Without a secret
+// frames carry no tags: loopback is trusted, or mutual TLS protects them.
 // [CheckAddress] refuses addresses off this host unless the link is
 // authenticated (a secret, or mutual TLS from [LoadTLS]) or the user asked
 // for insecure. Hostile peers cost only their connection: lengths are

@@ -13,6 +13,11 @@ var (
 	ErrBadFrame = errors.New("malformed frame")
 	// ErrFrameTooLarge: a frame longer than the limit in force.
 	ErrFrameTooLarge = errors.New("frame too large")
+	// ErrIntegrity: a frame on an authenticated connection failed its
+	// tag: changed, replayed, reordered, dropped or forged on the way.
+	// The connection is closed and nothing of the frame is acted on; it
+	// ends that connection only, and a link connects again.
+	ErrIntegrity = errors.New("frame failed authentication")
 	// ErrHandshake: the peer broke the handshake (wrong magic, bad fields,
 	// unexpected frames) — usually not a pipefs peer at all.
 	ErrHandshake = errors.New("handshake failed")

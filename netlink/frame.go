@@ -133,10 +133,17 @@ func (t frameType) maxBody(maxData int) int {
 	return -1
 }
 
-// appendFrame appends the encoding of f to dst.
+// appendFrame appends the encoding of f, without a tag, to dst.
 func appendFrame(dst []byte, f frame) []byte {
+	return append(appendHead(dst, f, len(f.data), 0), f.data...)
+}
+
+// appendHead appends the start of f's encoding — length, type and fixed
+// fields — for a frame whose data is size bytes, followed by tag bytes of
+// tag.
+func appendHead(dst []byte, f frame, size, tag int) []byte {
 	fixed, _ := f.typ.fixedBody()
-	dst = binary.BigEndian.AppendUint32(dst, uint32(1+int(fixed)+len(f.data)))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(1+int(fixed)+size+tag))
 	dst = append(dst, byte(f.typ))
 	if f.typ.hasValue() {
 		dst = binary.BigEndian.AppendUint64(dst, f.value)
@@ -144,21 +151,44 @@ func appendFrame(dst []byte, f frame) []byte {
 	if f.typ == frameRun {
 		dst = binary.BigEndian.AppendUint32(dst, uint32(f.n))
 	}
-	return append(dst, f.data...)
+	return dst
 }
 
-// writeFrame writes f to w. A frame that fits in w's free space is
-// encoded there directly; a larger one has its header go through a small
-// stack buffer, so that a DATA message is copied once, into w's buffer
-// (or not at all when it is larger than the buffer).
-func writeFrame(w *bufio.Writer, f frame) error {
-	if runHeaderSize+len(f.data) <= w.Available() {
-		_, err := w.Write(appendFrame(w.AvailableBuffer(), f))
+// frameWriter encodes a session's frames into a buffered connection,
+// each with its tag when the connection is authenticated.
+type frameWriter struct {
+	w   *bufio.Writer
+	key *frameKey // nil: frames carry no tag
+}
+
+func (fw *frameWriter) tagLen() int {
+	if fw.key == nil {
+		return 0
+	}
+	return tagSize
+}
+
+// write writes f. A frame that fits in the buffer's free space is encoded
+// there directly; a larger one has its header go through a small stack
+// buffer, so that a DATA message is copied once, into the buffer (or not
+// at all when it is larger than the buffer).
+func (fw *frameWriter) write(f frame) error {
+	w, tag := fw.w, fw.tagLen()
+	if runHeaderSize+len(f.data)+tag <= w.Available() {
+		b := append(appendHead(w.AvailableBuffer(), f, len(f.data), tag), f.data...)
+		if fw.key != nil {
+			n := min(len(b), macHead)
+			b = fw.key.seal(b, b[:n], b[n:])
+		}
+		_, err := w.Write(b)
 		return err
 	}
 	var hdr [runHeaderSize]byte
-	h := appendFrame(hdr[:0], frame{typ: f.typ, value: f.value, n: f.n})
-	binary.BigEndian.PutUint32(h, uint32(len(h)-lengthSize+len(f.data)))
+	h := appendHead(hdr[:0], f, len(f.data), tag)
+	var sum [tagSize]byte
+	if fw.key != nil {
+		fw.key.seal(sum[:0], h, f.data)
+	}
 	if _, err := w.Write(h); err != nil {
 		return err
 	}
@@ -170,28 +200,37 @@ func writeFrame(w *bufio.Writer, f frame) error {
 			return err
 		}
 	}
-	_, err := w.Write(f.data)
+	if _, err := w.Write(f.data); err != nil {
+		return err
+	}
+	_, err := w.Write(sum[:tag])
 	return err
 }
 
-// writeData is writeFrame for DATA, the frame written most.
-func writeData(w *bufio.Writer, seq uint64, msg []byte) error {
-	if dataHeaderSize+len(msg) > w.Available() {
-		return writeFrame(w, frame{typ: frameData, value: seq, data: msg})
+// data writes a DATA frame, the frame written most.
+func (fw *frameWriter) data(seq uint64, msg []byte) error {
+	w, tag := fw.w, fw.tagLen()
+	if dataHeaderSize+len(msg)+tag > w.Available() {
+		return fw.write(frame{typ: frameData, value: seq, data: msg})
 	}
 	b := w.AvailableBuffer()
-	b = binary.BigEndian.AppendUint32(b, uint32(1+seqSize+len(msg)))
+	b = binary.BigEndian.AppendUint32(b, uint32(1+seqSize+len(msg)+tag))
 	b = append(b, byte(frameData))
 	b = binary.BigEndian.AppendUint64(b, seq)
-	_, err := w.Write(append(b, msg...))
+	b = append(b, msg...)
+	if fw.key != nil {
+		n := min(len(b), macHead)
+		b = fw.key.seal(b, b[:n], b[n:])
+	}
+	_, err := w.Write(b)
 	return err
 }
 
-// writeRun writes a RUN frame of n lines, b, the first numbered seq. The
+// run writes a RUN frame of n lines, b, the first numbered seq. The
 // lines go straight from b to the connection when the buffer has no room
 // for them.
-func writeRun(w *bufio.Writer, seq uint64, n int, b []byte) error {
-	return writeFrame(w, frame{typ: frameRun, value: seq, n: n, data: b})
+func (fw *frameWriter) run(seq uint64, n int, b []byte) error {
+	return fw.write(frame{typ: frameRun, value: seq, n: n, data: b})
 }
 
 // frameReader decodes frames from a buffered stream. Messages are carved
@@ -204,7 +243,11 @@ type frameReader struct {
 	// maxData is the largest DATA message accepted: the negotiated max
 	// message, or 0 during the handshake.
 	maxData int
-	slab    []byte
+	// key verifies every frame's tag once the handshake of an
+	// authenticated connection is complete; nil before, and without a
+	// secret.
+	key  *frameKey
+	slab []byte
 }
 
 // A slab is at most the Go allocator's largest small size (32 KiB), which
@@ -217,8 +260,10 @@ const (
 
 // next reads one frame. The length is checked against the limit for its
 // type before anything is allocated, so a hostile length costs nothing.
-// Errors wrap ErrFrameTooLarge, ErrBadFrame, or the stream's error
-// (io.EOF only on a clean end between frames).
+// On an authenticated connection the frame's tag is verified before
+// anything of it is decoded. Errors wrap ErrFrameTooLarge, ErrBadFrame,
+// ErrIntegrity, or the stream's error (io.EOF only on a clean end between
+// frames).
 func (fr *frameReader) next() (frame, error) {
 	if f, ok := fr.bufferedData(); ok {
 		return f, nil
@@ -232,10 +277,14 @@ func (fr *frameReader) next() (frame, error) {
 	}
 	n := binary.BigEndian.Uint32(hdr[:lengthSize])
 	t := frameType(hdr[lengthSize])
+	tag := fr.tagLen()
 	if n == 0 {
 		return frame{}, fmt.Errorf("%w: zero length", ErrBadFrame)
 	}
-	body := int64(n) - 1
+	if int64(n) < 1+int64(tag) {
+		return frame{}, fmt.Errorf("%w: %s frame of length %d, too short for its tag", ErrBadFrame, t, n)
+	}
+	body := int64(n) - 1 - int64(tag)
 	maxBody := t.maxBody(fr.maxData)
 	if maxBody < 0 {
 		return frame{}, fmt.Errorf("%w: unknown frame type %s", ErrBadFrame, t)
@@ -248,70 +297,73 @@ func (fr *frameReader) next() (frame, error) {
 		return frame{}, fmt.Errorf("%w: %s frame of %d bytes, want %d", ErrBadFrame, t, body, fixed)
 	}
 	f := frame{typ: t}
-	if t >= frameExtension && (fr.maxData == 0 || (t != frameFeatures && t != frameRun)) {
-		// An extension this side does not know (or any, during the
-		// handshake, which refuses it): skipped whole.
-		if _, err := fr.r.Discard(headerSize + int(body)); err != nil {
+	// An extension this side does not know (or any, during the
+	// handshake, which refuses it) is skipped whole: unread, unless its
+	// tag must be checked.
+	known := t < frameExtension || (fr.maxData > 0 && (t == frameFeatures || t == frameRun))
+	whole := headerSize + int(body) + tag
+	if !known && fr.key == nil {
+		if _, err := fr.r.Discard(whole); err != nil {
 			return frame{}, truncated(t, err)
 		}
 		return f, nil
 	}
-	if t == frameFeatures {
-		// Bytes after the bits are reserved for later versions.
-		b, err := fr.r.Peek(headerSize + seqSize)
-		if err != nil {
+	// The usual case: the whole frame fits in the read buffer, and is
+	// decoded from there with one copy of its body. A larger one is read
+	// straight into its own allocation.
+	var b []byte
+	own := whole > fr.r.Size()
+	if own {
+		// Not before the fixed fields are here: a length alone, which
+		// costs the peer five bytes, allocates nothing.
+		if _, err := fr.r.Peek(min(headerSize+int(fixed), fr.r.Size())); err != nil {
 			return frame{}, truncated(t, err)
 		}
-		f.value = binary.BigEndian.Uint64(b[headerSize:])
-		if _, err := fr.r.Discard(headerSize + int(body)); err != nil {
+		b = make([]byte, whole)
+		if _, err := io.ReadFull(fr.r, b); err != nil {
 			return frame{}, truncated(t, err)
 		}
+	} else if b, err = fr.r.Peek(whole); err != nil {
+		return frame{}, truncated(t, err)
+	}
+	if fr.key != nil && !fr.key.open(b) {
+		return frame{}, fmt.Errorf("%w: %s frame with counter %d", ErrIntegrity, t, fr.key.count)
+	}
+	if !own {
+		defer fr.r.Discard(whole)
+	}
+	if !known {
 		return f, nil
 	}
-	if whole := headerSize + int(body); whole <= fr.r.Size() {
-		// The usual case: the whole frame fits in the read buffer, and
-		// is decoded from there with one copy of its body.
-		b, err := fr.r.Peek(whole)
-		if err != nil {
-			return frame{}, truncated(t, err)
-		}
-		b = b[headerSize:]
-		if t.hasValue() {
-			f.value = binary.BigEndian.Uint64(b)
-			b = b[seqSize:]
-		}
-		if t == frameRun {
-			f.n = int(binary.BigEndian.Uint32(b))
-			b = b[4:]
-		}
-		if len(b) > 0 || t == frameData {
-			f.data = fr.alloc(len(b))
-			copy(f.data, b)
-		}
-		fr.r.Discard(whole)
-		return f, nil
+	b = b[headerSize : whole-tag]
+	if t.hasValue() {
+		f.value = binary.BigEndian.Uint64(b)
+		b = b[seqSize:]
 	}
-	// A body larger than the buffer is read straight into its own
-	// allocation.
-	var v [seqSize + 4]byte
-	fr.r.Discard(headerSize)
-	if fixed > 0 {
-		if _, err := io.ReadFull(fr.r, v[:fixed]); err != nil {
-			return frame{}, truncated(t, err)
-		}
-		f.value = binary.BigEndian.Uint64(v[:])
-		if t == frameRun {
-			f.n = int(binary.BigEndian.Uint32(v[seqSize:]))
-		}
-		body -= fixed
+	switch t {
+	case frameRun:
+		f.n = int(binary.BigEndian.Uint32(b))
+		b = b[4:]
+	case frameFeatures:
+		b = nil // bytes after the bits are reserved for later versions
 	}
-	if body > 0 || t == frameData {
-		f.data = fr.alloc(int(body))
-		if _, err := io.ReadFull(fr.r, f.data); err != nil {
-			return frame{}, truncated(t, err)
-		}
+	switch {
+	case own:
+		f.data = b[:len(b):len(b)] // nothing else may seem to follow it
+	case len(b) > 0 || t == frameData:
+		f.data = fr.alloc(len(b))
+		copy(f.data, b)
 	}
 	return f, nil
+}
+
+// tagLen is the size of the tag at the end of every frame: 0 before the
+// handshake is complete and on a connection without a secret.
+func (fr *frameReader) tagLen() int {
+	if fr.key == nil {
+		return 0
+	}
+	return tagSize
 }
 
 // bufferedData decodes the next frame if it is a valid DATA frame that is
@@ -329,19 +381,24 @@ func (fr *frameReader) bufferedData() (frame, bool) {
 // buffer, at most max of them, appending them to dst; it reads nothing
 // from the stream. Under load most of the buffer is such a run, and
 // decoding it in one pass costs a fraction of one call of next per frame.
+// A frame whose tag is wrong stops the run; next then reports it.
 func (fr *frameReader) dataRun(dst []frame, max int) []frame {
 	b, _ := fr.r.Peek(fr.r.Buffered()) // already buffered: no reading
+	tag := int64(fr.tagLen())
 	pos := 0
 	for n := 0; n < max && len(b)-pos >= dataHeaderSize; n++ {
 		length := int64(binary.BigEndian.Uint32(b[pos:]))
 		end := int64(pos) + lengthSize + length
-		if frameType(b[pos+lengthSize]) != frameData || length < 1+seqSize ||
-			length-1-seqSize > int64(fr.maxData) || end > int64(len(b)) {
+		if frameType(b[pos+lengthSize]) != frameData || length < 1+seqSize+tag ||
+			length-1-seqSize-tag > int64(fr.maxData) || end > int64(len(b)) {
+			break
+		}
+		if fr.key != nil && !fr.key.open(b[pos:end]) {
 			break
 		}
 		f := frame{typ: frameData, value: binary.BigEndian.Uint64(b[pos+headerSize:])}
-		f.data = fr.alloc(int(end) - pos - dataHeaderSize)
-		copy(f.data, b[pos+dataHeaderSize:end])
+		f.data = fr.alloc(int(end-tag) - pos - dataHeaderSize)
+		copy(f.data, b[pos+dataHeaderSize:end-tag])
 		dst = append(dst, f)
 		pos = int(end)
 	}

@@ -47,7 +47,7 @@ func TestFrameRoundTrip(t *testing.T) {
 			enc := appendFrame(nil, f)
 			var buf bytes.Buffer
 			bw := bufio.NewWriter(&buf)
-			if err := writeFrame(bw, f); err != nil {
+			if err := (&frameWriter{w: bw}).write(f); err != nil {
 				t.Fatal(err)
 			}
 			bw.Flush()

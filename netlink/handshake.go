@@ -9,11 +9,17 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"unicode/utf8"
 )
 
-// protocolVersion is the highest (and only) version this package speaks.
-const protocolVersion = 1
+// Protocol versions. Version 2 tags every frame after the handshake of a
+// connection with a secret; version 1 did not, so a peer that speaks only
+// version 1 is refused.
+const (
+	protocolVersion = 2 // the highest this package speaks
+	minVersion      = 2 // the lowest
+)
 
 // helloMagic opens every HELLO and CHALLENGE body, so that a stranger
 // speaking another protocol is told apart from a broken pipefs peer.
@@ -170,6 +176,9 @@ type handshakeSide struct {
 	secret     []byte
 	maxMessage int
 	name       string // dialer only: the pipe name asked for
+	// hellos is the registry of this process's HELLOs and CHALLENGEs
+	// in flight.
+	hellos *helloRegistry
 	// localID returns this side's session ID for a peer presenting the
 	// given ID (a server keeps one session per peer).
 	localID func(peer SessionID) SessionID
@@ -188,15 +197,23 @@ type handshakeResult struct {
 	localSeq    uint64 // the resume point this side sent
 	peerRecvSeq uint64 // the resume point the peer sent
 	maxMessage  int    // the smaller of both sides' max message
+	// send and recv tag and verify the frames of each direction from now
+	// on; nil without a secret.
+	send, recv *frameKey
 	// fr holds whatever the peer sent after its last handshake frame.
 	fr *frameReader
 }
 
 // handshaker runs one side of the handshake over a connection.
 type handshaker struct {
-	side handshakeSide
-	w    io.Writer
-	fr   *frameReader
+	side          handshakeSide
+	w             io.Writer
+	fr            *frameReader
+	local, remote net.Addr // the connection's ends, for the hello registry
+
+	// The bodies of the handshake frames as sent, for the proofs and the
+	// keys: HELLO, CHALLENGE, and the dialer's and the acceptor's AUTH.
+	hello, challenge, dialerAuth, acceptorAuth []byte
 }
 
 func (hs *handshaker) send(t frameType, body []byte) error {
@@ -209,21 +226,20 @@ func (hs *handshaker) send(t frameType, body []byte) error {
 
 // refuse tells the peer why it is refused (best effort) and returns err.
 func (hs *handshaker) refuse(err error) error {
-	hs.w.Write(errorFrame(err))
+	hs.w.Write(appendFrame(nil, errorFrame(err)))
 	return err
 }
 
 // refuseTelling is refuse for a reason that reads differently from the
 // other side: the peer is told told, which it shows as its own status.
 func (hs *handshaker) refuseTelling(err, told error) error {
-	hs.w.Write(errorFrame(told))
+	hs.w.Write(appendFrame(nil, errorFrame(told)))
 	return err
 }
 
-// errorFrame encodes an ERROR frame carrying err's text.
-func errorFrame(err error) []byte {
-	text := truncateText(err.Error(), MaxByeText)
-	return appendFrame(nil, frame{typ: frameError, data: []byte(text)})
+// errorFrame is an ERROR frame carrying err's text.
+func errorFrame(err error) frame {
+	return frame{typ: frameError, data: []byte(truncateText(err.Error(), MaxByeText))}
 }
 
 // expect reads the next frame, which must be of type want; an ERROR (or
@@ -254,10 +270,24 @@ func (hs *handshaker) flags() uint16 {
 	return 0
 }
 
-// checkSecrets refuses a peer when only one side holds a secret: without
-// this the side with none would accept anyone, and the other would fail
-// later with a less clear error.
-func (hs *handshaker) checkSecrets(peer *hello) error {
+// checkPeer refuses what the two sides cannot get past, whichever role
+// this side has: a version it does not speak, a HELLO or CHALLENGE this
+// process sent itself, relayed back to it, and a secret on one side only:
+// without that check the side with none would accept anyone, and the
+// other would fail later with a less clear error.
+func (hs *handshaker) checkPeer(peer *hello, role Role) error {
+	if peer.version < minVersion {
+		// An older pipefs: frames after its handshake carry no tag.
+		verb := "speaks up to"
+		if role == Dialer {
+			verb = "chose"
+		}
+		return hs.refuse(fmt.Errorf("%w: peer %s version %d, this side needs version %d or later (upgrade the peer's pipefs)",
+			ErrVersion, verb, peer.version, minVersion))
+	}
+	if err := hs.side.hellos.check(peer, hs.local, hs.remote); err != nil {
+		return hs.refuse(err)
+	}
 	mine, theirs := len(hs.side.secret) > 0, peer.flags&flagSecret != 0
 	noSecret := fmt.Errorf("%w: the peer has no secret, and this side requires one", ErrAuth)
 	needsSecret := fmt.Errorf("%w: the peer requires a secret, and this side has none", ErrAuth)
@@ -270,132 +300,169 @@ func (hs *handshaker) checkSecrets(peer *hello) error {
 	return nil
 }
 
-func (hs *handshaker) newHello(id SessionID, version uint16, name string) *hello {
+// sendHello sends this side's HELLO or CHALLENGE, fresh nonce and all;
+// the returned function forgets it in the process's registry once the
+// handshake is over.
+func (hs *handshaker) sendHello(t frameType, id SessionID, version uint16, name string) (*hello, func(), error) {
 	h := &hello{version: version, flags: hs.flags(), id: id, maxMessage: uint32(hs.side.maxMessage), name: name}
 	rand.Read(h.nonce[:])
-	return h
+	body := h.marshal()
+	if t == frameHello {
+		hs.hello = body
+	} else {
+		hs.challenge = body
+	}
+	forget := hs.side.hellos.add(h, hs.local, hs.remote)
+	if err := hs.send(t, body); err != nil {
+		forget()
+		return nil, nil, err
+	}
+	return h, forget, nil
 }
 
-func (hs *handshaker) proof(label string, helloBody, challengeBody []byte, seqs ...uint64) []byte {
+// proof is this side's proof as role, over the handshake so far and the
+// resume points; nil without a secret.
+func (hs *handshaker) proof(role Role, seqs ...uint64) []byte {
 	if len(hs.side.secret) == 0 {
 		return nil
 	}
-	return makeProof(hs.side.secret, label, helloBody, challengeBody, seqs...)
+	label := labelDialer
+	if role == Acceptor {
+		label = labelAcceptor
+	}
+	return makeProof(hs.side.secret, label, hs.hello, hs.challenge, seqs...)
 }
 
-// verify checks a peer's proof when this side has a secret.
-func (hs *handshaker) verify(got []byte, label string, helloBody, challengeBody []byte, seqs ...uint64) error {
-	if len(hs.side.secret) == 0 {
-		return nil
+// sendAuth sends this side's AUTH as role.
+func (hs *handshaker) sendAuth(role Role, recvSeq uint64, proofSeqs ...uint64) error {
+	body := auth{recvSeq: recvSeq, proof: hs.proof(role, proofSeqs...)}.marshal()
+	if role == Dialer {
+		hs.dialerAuth = body
+	} else {
+		hs.acceptorAuth = body
 	}
-	if !hmac.Equal(got, hs.proof(label, helloBody, challengeBody, seqs...)) {
-		return hs.refuse(fmt.Errorf("%w: wrong secret", ErrAuth))
+	return hs.send(frameAuth, body)
+}
+
+// expectAuth reads the peer's AUTH, the peer being role, and checks its
+// proof when this side has a secret.
+func (hs *handshaker) expectAuth(role Role, proofSeqs func(peerSeq uint64) []uint64) (uint64, error) {
+	b, err := hs.expect(frameAuth)
+	if err != nil {
+		return 0, err
 	}
-	return nil
+	a, err := parseAuth(b)
+	if err != nil {
+		return 0, hs.refuse(err)
+	}
+	if role == Dialer {
+		hs.dialerAuth = b
+	} else {
+		hs.acceptorAuth = b
+	}
+	if len(hs.side.secret) > 0 && !hmac.Equal(a.proof, hs.proof(role, proofSeqs(a.recvSeq)...)) {
+		return 0, hs.refuse(fmt.Errorf("%w: wrong secret", ErrAuth))
+	}
+	return a.recvSeq, nil
 }
 
 // dial runs the dialer's side: HELLO, CHALLENGE, AUTH, AUTH.
 func (hs *handshaker) dial() (*handshakeResult, error) {
-	me := hs.newHello(hs.side.localID(SessionID{}), protocolVersion, hs.side.name)
-	helloBody := me.marshal()
-	if err := hs.send(frameHello, helloBody); err != nil {
-		return nil, err
-	}
-	challengeBody, err := hs.expect(frameChallenge)
+	me, forget, err := hs.sendHello(frameHello, hs.side.localID(SessionID{}), protocolVersion, hs.side.name)
 	if err != nil {
 		return nil, err
 	}
-	peer, err := parseHello(challengeBody)
+	defer forget()
+	b, err := hs.expect(frameChallenge)
+	if err != nil {
+		return nil, err
+	}
+	peer, err := parseHello(b)
 	if err != nil {
 		return nil, hs.refuse(err)
 	}
-	if peer.name != "" {
+	hs.challenge = b
+	switch {
+	case peer.name != "":
 		return nil, hs.refuse(fmt.Errorf("%w: CHALLENGE carries a name", ErrHandshake))
-	}
-	if peer.version > protocolVersion {
+	case peer.version > protocolVersion:
 		return nil, hs.refuse(fmt.Errorf("%w: peer chose version %d, this side speaks up to %d", ErrVersion, peer.version, protocolVersion))
-	}
-	if peer.id == me.id {
+	case peer.id == me.id:
 		return nil, fmt.Errorf("dialling: %w (session %v)", ErrSelfConnect, me.id)
-	}
-	if peer.nonce == me.nonce {
+	case peer.nonce == me.nonce:
 		return nil, hs.refuse(fmt.Errorf("%w: peer reflected the nonce", ErrHandshake))
 	}
-	if err := hs.checkSecrets(peer); err != nil {
+	if err := hs.checkPeer(peer, Dialer); err != nil {
 		return nil, err
 	}
 	mySeq, err := hs.side.resolve(peer)
 	if err != nil {
 		return nil, hs.refuse(err)
 	}
-	a := auth{recvSeq: mySeq, proof: hs.proof(labelDialer, helloBody, challengeBody, mySeq)}
-	if err := hs.send(frameAuth, a.marshal()); err != nil {
+	if err := hs.sendAuth(Dialer, mySeq, mySeq); err != nil {
 		return nil, err
 	}
-	b, err := hs.expect(frameAuth)
+	theirSeq, err := hs.expectAuth(Acceptor, func(theirs uint64) []uint64 { return []uint64{mySeq, theirs} })
 	if err != nil {
 		return nil, err
 	}
-	theirs, err := parseAuth(b)
-	if err != nil {
-		return nil, hs.refuse(err)
-	}
-	if err := hs.verify(theirs.proof, labelAcceptor, helloBody, challengeBody, mySeq, theirs.recvSeq); err != nil {
-		return nil, err
-	}
-	return &handshakeResult{
-		peer: peer, localID: me.id, localSeq: mySeq, peerRecvSeq: theirs.recvSeq,
-		maxMessage: min(hs.side.maxMessage, int(peer.maxMessage)),
-	}, nil
+	return hs.result(Dialer, peer, me.id, mySeq, theirSeq), nil
 }
 
 // accept runs the acceptor's side. The acceptor sends CHALLENGE before it
 // checks for itself, so that a self-connected dialer sees its own ID too
 // (and neither side writes a refusal the other is not reading).
 func (hs *handshaker) accept() (*handshakeResult, error) {
-	helloBody, err := hs.expect(frameHello)
+	b, err := hs.expect(frameHello)
 	if err != nil {
 		return nil, err
 	}
-	peer, err := parseHello(helloBody)
+	peer, err := parseHello(b)
 	if err != nil {
 		return nil, hs.refuse(err)
 	}
+	hs.hello = b
 	// Refusing here, while the dialer waits for CHALLENGE, means only one
 	// side writes a refusal; on an unbuffered connection two would block
 	// each other.
-	if err := hs.checkSecrets(peer); err != nil {
+	if err := hs.checkPeer(peer, Acceptor); err != nil {
 		return nil, err
 	}
-	me := hs.newHello(hs.side.localID(peer.id), min(peer.version, protocolVersion), "")
-	challengeBody := me.marshal()
-	if err := hs.send(frameChallenge, challengeBody); err != nil {
+	me, forget, err := hs.sendHello(frameChallenge, hs.side.localID(peer.id), min(peer.version, protocolVersion), "")
+	if err != nil {
 		return nil, err
 	}
+	defer forget()
 	if peer.id == me.id {
 		return nil, fmt.Errorf("accepting: %w (session %v)", ErrSelfConnect, me.id)
 	}
-	b, err := hs.expect(frameAuth)
+	theirSeq, err := hs.expectAuth(Dialer, func(theirs uint64) []uint64 { return []uint64{theirs} })
 	if err != nil {
-		return nil, err
-	}
-	theirs, err := parseAuth(b)
-	if err != nil {
-		return nil, hs.refuse(err)
-	}
-	if err := hs.verify(theirs.proof, labelDialer, helloBody, challengeBody, theirs.recvSeq); err != nil {
 		return nil, err
 	}
 	mySeq, err := hs.side.resolve(peer)
 	if err != nil {
 		return nil, hs.refuse(err)
 	}
-	a := auth{recvSeq: mySeq, proof: hs.proof(labelAcceptor, helloBody, challengeBody, theirs.recvSeq, mySeq)}
-	if err := hs.send(frameAuth, a.marshal()); err != nil {
+	if err := hs.sendAuth(Acceptor, mySeq, theirSeq, mySeq); err != nil {
 		return nil, err
 	}
-	return &handshakeResult{
-		peer: peer, localID: me.id, localSeq: mySeq, peerRecvSeq: theirs.recvSeq,
+	return hs.result(Acceptor, peer, me.id, mySeq, theirSeq), nil
+}
+
+// result is what the handshake learned, with the keys of both directions
+// when there is a secret.
+func (hs *handshaker) result(role Role, peer *hello, id SessionID, mySeq, theirSeq uint64) *handshakeResult {
+	res := &handshakeResult{
+		peer: peer, localID: id, localSeq: mySeq, peerRecvSeq: theirSeq,
 		maxMessage: min(hs.side.maxMessage, int(peer.maxMessage)),
-	}, nil
+	}
+	if len(hs.side.secret) > 0 {
+		d, a := deriveKeys(hs.side.secret, transcriptHash(hs.hello, hs.challenge, hs.dialerAuth, hs.acceptorAuth))
+		res.send, res.recv = newFrameKey(d), newFrameKey(a)
+		if role == Acceptor {
+			res.send, res.recv = res.recv, res.send
+		}
+	}
+	return res
 }

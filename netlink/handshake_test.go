@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -149,53 +150,76 @@ func TestHandshakeExchange(t *testing.T) {
 }
 
 // The acceptor answers a newer dialer with its own version; a dialer told
-// a version newer than its own refuses.
+// a version newer than its own refuses; either refuses a peer that speaks
+// only version 1 (whose frames carry no tags), saying why.
 func TestHandshakeVersions(t *testing.T) {
-	checkLeaks(t)
+	t.Run("acceptor answers a newer dialer", func(t *testing.T) {
+		checkLeaks(t)
+		fr, errA := rawAcceptorHandshake(t, 9)
+		f, err := fr.next()
+		if err != nil || f.typ != frameChallenge {
+			t.Fatalf("got %v, %v; want CHALLENGE", f, err)
+		}
+		if c, err := parseHello(f.data); err != nil || c.version != protocolVersion {
+			t.Fatalf("CHALLENGE %+v, %v; want version %d", c, err, protocolVersion)
+		}
+		_ = errA // ends when the test closes the connection
+	})
+	t.Run("acceptor refuses version 1", func(t *testing.T) {
+		checkLeaks(t)
+		fr, errA := rawAcceptorHandshake(t, 1)
+		f, err := fr.next()
+		if err != nil || f.typ != frameError || !strings.Contains(string(f.data), "needs version 2 or later") {
+			t.Fatalf("got %v %q, %v; want ERROR saying version 2 is needed", f.typ, f.data, err)
+		}
+		if err := wait(t, "acceptor", errA); !errors.Is(err, ErrVersion) {
+			t.Fatalf("acceptor = %v, want ErrVersion", err)
+		}
+	})
+	for _, v := range []uint16{1, protocolVersion + 1} {
+		t.Run(fmt.Sprintf("dialer refuses version %d", v), func(t *testing.T) {
+			checkLeaks(t)
+			c1, c2 := net.Pipe()
+			defer c1.Close()
+			defer c2.Close()
+			errD := runAsync(t, func() error {
+				hs := &handshaker{side: side(newSessionID(), 100, "", 0), w: c1, fr: &frameReader{r: bufio.NewReader(c1)}}
+				_, err := hs.dial()
+				c1.Close()
+				return err
+			})
+			fr := &frameReader{r: bufio.NewReader(c2)}
+			if f, err := fr.next(); err != nil || f.typ != frameHello {
+				t.Fatalf("got %v, %v; want HELLO", f, err)
+			}
+			ch := validHello()
+			ch.version, ch.name = v, ""
+			c2.Write(appendFrame(nil, frame{typ: frameChallenge, data: ch.marshal()}))
+			if f, err := fr.next(); err != nil || f.typ != frameError {
+				t.Fatalf("got %v, %v; want the refusal", f, err)
+			}
+			if err := wait(t, "dialer", errD); !errors.Is(err, ErrVersion) {
+				t.Fatalf("dialer = %v, want ErrVersion", err)
+			}
+		})
+	}
+}
+
+// rawAcceptorHandshake runs an acceptor's handshake against a HELLO of
+// the given version, returning a reader of what the acceptor answers.
+func rawAcceptorHandshake(t *testing.T, version uint16) (*frameReader, <-chan error) {
 	c1, c2 := net.Pipe()
-	defer c1.Close()
 	errA := runAsync(t, func() error {
 		hs := &handshaker{side: side(newSessionID(), 100, "", 0), w: c2, fr: &frameReader{r: bufio.NewReader(c2)}}
 		_, err := hs.accept()
 		c2.Close()
 		return err
 	})
+	t.Cleanup(func() { c1.Close() }) // before runAsync's wait: cleanups run last first
 	h := validHello()
-	h.version = 9
+	h.version = version
 	c1.Write(appendFrame(nil, frame{typ: frameHello, data: h.marshal()}))
-	fr := &frameReader{r: bufio.NewReader(c1)}
-	f, err := fr.next()
-	if err != nil || f.typ != frameChallenge {
-		t.Fatalf("got %v, %v; want CHALLENGE", f, err)
-	}
-	c, err := parseHello(f.data)
-	if err != nil || c.version != protocolVersion {
-		t.Fatalf("CHALLENGE %+v, %v; want version %d", c, err, protocolVersion)
-	}
-	c1.Close()
-	wait(t, "acceptor", errA)
-
-	// A dialer offered version 2 refuses.
-	c1, c2 = net.Pipe()
-	defer c1.Close()
-	errD := runAsync(t, func() error {
-		hs := &handshaker{side: side(newSessionID(), 100, "", 0), w: c1, fr: &frameReader{r: bufio.NewReader(c1)}}
-		_, err := hs.dial()
-		c1.Close()
-		return err
-	})
-	fr = &frameReader{r: bufio.NewReader(c2)}
-	if f, err := fr.next(); err != nil || f.typ != frameHello {
-		t.Fatalf("got %v, %v; want HELLO", f, err)
-	}
-	ch := validHello()
-	ch.version, ch.name = 2, ""
-	c2.Write(appendFrame(nil, frame{typ: frameChallenge, data: ch.marshal()}))
-	fr.next() // the refusal
-	if err := wait(t, "dialer", errD); !errors.Is(err, ErrVersion) {
-		t.Fatalf("dialer = %v, want ErrVersion", err)
-	}
-	c2.Close()
+	return &frameReader{r: bufio.NewReader(c1)}, errA
 }
 
 // A peer that connects and says nothing is dropped after the handshake

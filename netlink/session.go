@@ -22,6 +22,9 @@ type Session struct {
 	ep  Endpoint
 	log *slog.Logger
 	id  SessionID
+	// tampered logs connections closed for a frame that failed its tag,
+	// at a bounded rate.
+	tampered *strangerLog
 
 	// onClose, if set, is called once when the session is closed (a
 	// Server forgets it).
@@ -103,7 +106,7 @@ func NewSession(cfg Config, ep Endpoint) (*Session, error) {
 }
 
 func newSession(cfg Config, ep Endpoint, id SessionID) *Session {
-	return &Session{cfg: cfg, ep: ep, log: cfg.Logger, id: id, out: newOutbox()}
+	return &Session{cfg: cfg, ep: ep, log: cfg.Logger, id: id, out: newOutbox(), tampered: newTamperLog(cfg.Logger)}
 }
 
 // ID returns the session's ID.
@@ -306,7 +309,10 @@ func (s *Session) Close() [][]byte {
 // as role, bounded by the handshake timeout and ctx. On success the
 // returned conn is the one to serve; on failure conn is closed.
 func handshake(ctx context.Context, conn net.Conn, role Role, cfg Config, side handshakeSide) (*deadlineConn, *handshakeResult, error) {
-	side.secret, side.maxMessage = cfg.Secret, cfg.MaxMessage
+	side.secret, side.maxMessage, side.hellos = cfg.Secret, cfg.MaxMessage, cfg.hellos
+	if side.hellos == nil {
+		side.hellos = processHellos
+	}
 	if role == Dialer {
 		side.name = cfg.Name
 	}
@@ -333,7 +339,7 @@ func handshake(ctx context.Context, conn net.Conn, role Role, cfg Config, side h
 		conn = tc
 	}
 	dc := &deadlineConn{Conn: conn}
-	hs := &handshaker{side: side, w: dc, fr: &frameReader{r: bufio.NewReaderSize(dc, bufSize)}}
+	hs := &handshaker{side: side, w: dc, fr: &frameReader{r: bufio.NewReaderSize(dc, bufSize)}, local: conn.LocalAddr(), remote: conn.RemoteAddr()}
 	var res *handshakeResult
 	var err error
 	if role == Dialer {

@@ -42,6 +42,7 @@ type connRun struct {
 	conn   *deadlineConn
 	fr     *frameReader
 	bw     *bufio.Writer
+	fw     frameWriter // encodes frames into bw, tagged on an authenticated connection
 	maxMsg int
 
 	// ctx ends the connection; cause records the first reason.
@@ -111,14 +112,18 @@ func (c *connRun) fail(err error) { c.cancel(err) }
 func (s *Session) serve(est *established) (err error) {
 	slot, conn, res := est.slot, est.conn, est.res
 	ctx, cancel := context.WithCancelCause(slot.ctx)
+	bw := bufio.NewWriterSize(conn, bufSize)
 	c := &connRun{
 		s: s, conn: conn, fr: res.fr, maxMsg: res.maxMessage,
-		bw:  bufio.NewWriterSize(conn, bufSize),
+		bw: bw, fw: frameWriter{w: bw, key: res.send},
 		ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), pullWake: make(chan struct{}, 1),
 		flush: time.NewTimer(time.Hour),
 	}
 	c.flush.Stop()
+	// From here on every frame either way carries its tag (with a
+	// secret): the ERROR below too.
+	c.fr.key = res.recv
 	defer func() {
 		c.flush.Stop()
 		cancel(err)
@@ -128,7 +133,9 @@ func (s *Session) serve(est *established) (err error) {
 	if err := s.begin(c, res); err != nil {
 		// Tell the peer why, so it does not just retry in silence.
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
-		conn.Write(errorFrame(err))
+		if c.fw.write(errorFrame(err)) == nil {
+			bw.Flush()
+		}
 		return err
 	}
 	c.fr.maxData = c.maxMsg
@@ -158,6 +165,12 @@ func (s *Session) serve(est *established) (err error) {
 	err = context.Cause(ctx)
 	if errors.Is(werr, ErrDisconnected) || errors.Is(werr, ErrMessageTooLarge) {
 		err = werr
+	}
+	if errors.Is(err, ErrIntegrity) {
+		// Nothing of the frame was acted on; the connection is closed,
+		// and a link connects again. It takes someone on the path (or a
+		// broken one), which the user should hear of — once in a while.
+		s.tampered.info("frame failed authentication: connection closed", "peer", conn.RemoteAddr(), "err", err)
 	}
 	s.log.Info("link down", "peer", conn.RemoteAddr(), "err", err)
 	return err

@@ -76,18 +76,18 @@ func (c *connRun) writeReady(fired bool) (bye bool, byeText string, tooLarge err
 		s.mu.Unlock()
 
 		if sendCredit {
-			err = writeFrame(c.bw, frame{typ: frameCredit, value: credit})
+			err = c.fw.write(frame{typ: frameCredit, value: credit})
 		}
 		if !c.featuresSent && err == nil {
 			// With the first CREDIT: what this side accepts.
 			c.featuresSent = true
-			err = writeFrame(c.bw, frame{typ: frameFeatures, value: featureRuns})
+			err = c.fw.write(frame{typ: frameFeatures, value: featureRuns})
 		}
 		if sendAck && err == nil {
-			err = writeFrame(c.bw, frame{typ: frameAck, value: ack})
+			err = c.fw.write(frame{typ: frameAck, value: ack})
 		}
 		if sendPong && err == nil {
-			err = writeFrame(c.bw, frame{typ: framePong, value: pong})
+			err = c.fw.write(frame{typ: framePong, value: pong})
 		}
 		if err == nil {
 			err = c.writeBatch(batch)
@@ -119,13 +119,13 @@ func (c *connRun) writeBatch(batch []pending) error {
 	for _, p := range batch {
 		b, seq := p.b, p.seq
 		if p.n == 1 {
-			if err := writeData(c.bw, seq, b); err != nil {
+			if err := c.fw.data(seq, b); err != nil {
 				return err
 			}
 			continue
 		}
 		if runs && len(b) <= maxRun {
-			if err := writeRun(c.bw, seq, p.n, b); err != nil {
+			if err := c.fw.run(seq, p.n, b); err != nil {
 				return err
 			}
 			continue
@@ -142,10 +142,10 @@ func (c *connRun) writeBatch(batch []pending) error {
 			var err error
 			n := 1
 			if len(part) == bytes.IndexByte(part, '\n')+1 {
-				err = writeData(c.bw, seq, part)
+				err = c.fw.data(seq, part)
 			} else {
 				n = bytes.Count(part, newline)
-				err = writeRun(c.bw, seq, n, part)
+				err = c.fw.run(seq, n, part)
 			}
 			if err != nil {
 				return err
@@ -194,7 +194,7 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 		}
 		if tooLarge != nil {
 			// The peer would wait for this message for ever; say why not.
-			c.bw.Write(errorFrame(tooLarge))
+			c.fw.write(errorFrame(tooLarge))
 			c.bw.Flush()
 			c.wmu.Unlock()
 			return tooLarge
@@ -222,7 +222,7 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 		case <-ping.C:
 			c.wmu.Lock()
 			if !c.wroteSinceTick {
-				err = writeFrame(c.bw, frame{typ: framePing, value: uint64(time.Now().UnixNano())})
+				err = c.fw.write(frame{typ: framePing, value: uint64(time.Now().UnixNano())})
 			}
 			c.wroteSinceTick = false
 			c.wmu.Unlock()
@@ -237,7 +237,7 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 
 // sayBye writes BYE and ends the connection after the peer has read it.
 func (c *connRun) sayBye(text string, readerDone <-chan struct{}) error {
-	err := writeFrame(c.bw, frame{typ: frameBye, data: []byte(text)})
+	err := c.fw.write(frame{typ: frameBye, data: []byte(text)})
 	if err == nil {
 		err = c.bw.Flush()
 	}
