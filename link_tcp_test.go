@@ -124,6 +124,45 @@ func TestLinkTCPDisconnectSendsBye(t *testing.T) {
 	}
 }
 
+// Lines written before disconnect reach the peer before its BYE, however
+// far the link had got with them; a line written after, after it. An
+// unlink right after a disconnect gives back only what the peer did not
+// deliver: each line ends up on exactly one side.
+func TestLinkTCPDisconnectKeepsOrder(t *testing.T) {
+	a, b := mountPipefs(t), mountPipefs(t)
+	a.mkdir(t, "p")
+	b.mkdir(t, "p")
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	a.sh(t, `echo "link tcp `+addr+`" > "$M/p/ctl"`)
+	b.sh(t, `echo "link tcp `+addr+`" > "$M/p/ctl"`)
+	a.waitStatus(t, "p", "link", "tcp "+addr+" up")
+	b.waitStatus(t, "p", "link", "tcp "+addr+" up")
+
+	a.sh(t, `seq 1 20000 > "$M/p/in"; echo disconnect > "$M/p/ctl"; echo after > "$M/p/in"`)
+	got := b.sh(t, `head -n 20002 "$M/p/out" 2>/dev/null`)
+	want := a.sh(t, `seq 1 20000; echo BYE; echo after`)
+	if got != want {
+		t.Fatalf("b read %d lines ending %q; want 1..20000, BYE, after", strings.Count(got, "\n"), got[max(0, len(got)-40):])
+	}
+
+	a.waitStatus(t, "p", "link", "tcp "+addr+" up")
+	a.sh(t, `seq 1 5000 > "$M/p/in"; echo disconnect > "$M/p/ctl"; echo unlink > "$M/p/ctl"`)
+	a.waitStatus(t, "p", "link", "none")
+	delivered := b.sh(t, `while read -r l; do [ "$l" = BYE ] && break; echo "$l"; done < "$M/p/out"`)
+	back := a.sh(t, `n=$(cat "$M/p/pending"); [ "$n" -gt 0 ] && head -n "$n" "$M/p/out" 2>/dev/null; true`)
+	all := strings.Fields(delivered + back)
+	seen := map[string]bool{}
+	for _, l := range all {
+		if seen[l] {
+			t.Fatalf("line %s both delivered and given back (%d delivered, %d back)", l, strings.Count(delivered, "\n"), strings.Count(back, "\n"))
+		}
+		seen[l] = true
+	}
+	if len(all) != 5000 {
+		t.Fatalf("%d lines delivered and %d given back; want 5000 in all", strings.Count(delivered, "\n"), strings.Count(back, "\n"))
+	}
+}
+
 // waitStatusPrefix waits until a status value starts with want.
 func (m *mount) waitStatusPrefix(t *testing.T, pipe, key, want string) {
 	t.Helper()

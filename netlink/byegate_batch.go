@@ -9,43 +9,77 @@ import (
 // gate's rules, so that a link's session moves batches as a server's does.
 
 // NextRuns implements BatchEndpoint: Next for many messages, also over
-// an endpoint that only has Next.
+// an endpoint that only has Next. Once the gate is closed it takes at
+// most what the gate still lets through, and returns errGateClosed,
+// taking nothing, after that.
 func (g *byeGate) NextRuns(ctx context.Context, runs [][]byte, counts []int, count int, bytes int64) ([][]byte, []int, error) {
 	g.mu.Lock()
-	closed := g.closed
-	if !closed && len(g.held) > 0 {
+	for g.closing {
+		g.changed.Wait()
+	}
+	if !g.closed && len(g.held) > 0 {
 		m := g.held[0]
 		g.held = g.held[1:]
 		g.mu.Unlock()
 		return append(runs, m), append(counts, 1), nil
 	}
-	g.mu.Unlock()
-	if !closed {
-		start := len(runs)
-		var err error
-		if be, ok := g.Endpoint.(BatchEndpoint); ok {
-			runs, counts, err = be.NextRuns(ctx, runs, counts, count, bytes)
-		} else {
-			runs, counts, err = nextEach(g.Endpoint, ctx, runs, counts, count, bytes)
-		}
-		if err != nil {
-			return runs, counts, err
-		}
-		g.mu.Lock()
-		if !g.closed {
+	if g.closed {
+		if g.allow == 0 {
 			g.mu.Unlock()
-			return runs, counts, nil
+			return runs, counts, errGateClosed
 		}
-		// Taken as the disconnect came: too late for this connection.
-		for i, r := range runs[start:] {
-			g.held = append(g.held, splitRun(r, counts[start+i])...)
-		}
-		clear(runs[start:])
-		runs, counts = runs[:start], counts[:start]
-		g.mu.Unlock()
+		count = min(count, g.allow)
 	}
-	<-ctx.Done()
-	return runs, counts, ctx.Err()
+	g.taking = true
+	g.mu.Unlock()
+	start := len(runs)
+	var err error
+	if be, ok := g.Endpoint.(BatchEndpoint); ok {
+		runs, counts, err = be.NextRuns(ctx, runs, counts, count, bytes)
+	} else {
+		runs, counts, err = nextEach(g.Endpoint, ctx, runs, counts, count, bytes)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.taking = false
+	g.changed.Broadcast()
+	if err != nil {
+		return runs, counts, err
+	}
+	if !g.closed {
+		return runs, counts, nil
+	}
+	// Closed meanwhile, or before: let through what the gate allows, and
+	// hold back the rest, whole messages in order, for the next
+	// connection. A run of lines may be cut where the allowance ends.
+	n := 0 // runs let through, the last perhaps in part
+	var rest [][]byte
+	for _, k := range counts[start:] {
+		if g.allow == 0 {
+			break
+		}
+		if k > g.allow {
+			r := runs[start+n]
+			end := len(r) - len(cutLines(r, g.allow))
+			rest = splitRun(r[end:], k-g.allow)
+			runs[start+n], counts[start+n] = r[:end:end], g.allow
+			g.allow = 0
+			n++
+			break
+		}
+		g.allow -= k
+		n++
+	}
+	g.held = append(g.held, rest...)
+	for i := start + n; i < len(runs); i++ {
+		g.held = append(g.held, splitRun(runs[i], counts[i])...)
+	}
+	clear(runs[start+n:])
+	runs, counts = runs[:start+n], counts[:start+n]
+	if n == 0 {
+		return runs, counts, errGateClosed
+	}
+	return runs, counts, nil
 }
 
 // DeliverRuns implements BatchEndpoint; the gate holds nothing back on

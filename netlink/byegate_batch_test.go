@@ -47,12 +47,12 @@ func TestByeGateHoldsBatch(t *testing.T) {
 		done <- result{ms, err}
 	}()
 	<-ep.called // waiting in the endpoint
-	g.close()
+	g.close()   // nothing was waiting: nothing more may pass
 	ep.batches <- [][]byte{[]byte("a\n"), []byte("b\n")}
-	cancel()
-	if r := <-done; !errors.Is(r.err, context.Canceled) || len(r.msgs) != 0 {
-		t.Fatalf("NextRuns across the close = %q, %v; want nothing and the context's error", r.msgs, r.err)
+	if r := <-done; !errors.Is(r.err, errGateClosed) || len(r.msgs) != 0 {
+		t.Fatalf("NextRuns across the close = %q, %v; want nothing and errGateClosed", r.msgs, r.err)
 	}
+	cancel()
 	g.open()
 	var got []string
 	for range 2 {

@@ -12,7 +12,13 @@ func (s *Session) BeginDisconnect(text string) {
 	// Disconnect marks the BYE under the session lock before it waits for
 	// the connection to end; with a context that has already ended, that
 	// wait returns at once (TestBeginDisconnectDoesNotWait pins this).
+	s.beginDisconnect(byeRequest{text: text})
+}
+
+// beginDisconnect is BeginDisconnect for a BYE that may first let through
+// what the endpoint held at the disconnect.
+func (s *Session) beginDisconnect(bye byeRequest) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	s.Disconnect(ctx, text)
+	s.disconnect(ctx, bye)
 }

@@ -27,6 +27,10 @@
 // starts numbering again, resending everything it holds. Exactly-once
 // delivery therefore holds while both processes live; across a restart,
 // messages that were in flight may be delivered twice, never lost.
+// [Session.Close] (and Link.Close) settles a live connection before it
+// cuts it — no more messages taken, sent or delivered, an ACK of all
+// delivered, a bounded wait for the peer's ACKs — so that what it hands
+// back is what the peer did not deliver, unless the peer is slow.
 //
 // # Flow control
 //
@@ -47,12 +51,13 @@
 // A [Link] owns a session across connections: it dials (Dial) or meets its
 // partner (pIPC's network pipe, [Rendezvous]), serves the connection, and
 // on a drop connects again with capped exponential backoff.
-// [Link.Disconnect] sends BYE and keeps the link down until
-// [Link.Reconnect]. An attempt that fails in the handshake is retried the
-// same way, even a refusal or a wrong proof: before the peer has proved
-// the secret, that may be a stranger's doing. TIMEOUT, and failures on a
-// connection whose peer had authenticated (its refusal, a broken
-// protocol), leave the link failed until Reconnect. A [Server] accepts connections and gives each new peer a
+// [Link.Disconnect] sends BYE, after what was waiting to be sent, and
+// keeps the link down until [Link.Reconnect]. An attempt that fails in
+// the handshake is retried the same way, even a refusal or a wrong proof:
+// before the peer has proved the secret, that may be a stranger's doing.
+// TIMEOUT, and failures on a connection whose peer had authenticated (its
+// refusal, a broken protocol), leave the link failed until Reconnect. A
+// [Server] accepts connections and gives each new peer a
 // session of its own through its Accept callback; a peer that reconnects
 // resumes its session.
 //

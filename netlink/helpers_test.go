@@ -139,6 +139,18 @@ func (e *memEndpoint) Room() int64 {
 
 func (e *memEndpoint) RoomChanged() <-chan struct{} { return e.roomWake }
 
+// Outbox says how many messages wait to be taken, as a pipe's Port does
+// (the bye gate lets those go ahead of a BYE).
+func (e *memEndpoint) Outbox() (int, int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var n int64
+	for _, m := range e.outbox {
+		n += int64(len(m))
+	}
+	return len(e.outbox), n
+}
+
 // recv takes the oldest message from the inbox, waiting for one.
 func (e *memEndpoint) recv(t testing.TB) string {
 	t.Helper()

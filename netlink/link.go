@@ -392,7 +392,10 @@ func isFatal(err error) bool {
 // Reconnect. It does not wait for the peer: the link is down (Stats) and
 // a Reconnect from then on connects again when it returns; the connection
 // itself ends in the background, once the peer has read the BYE (at most
-// the handshake timeout later).
+// the handshake timeout later). The messages waiting to be sent when it is
+// called — taken already, or still in the endpoint (byeGate) — go ahead
+// of the BYE as far as the peer's credit allows, and the rest on the next
+// connection; those written after it returns go after the BYE.
 func (l *Link) Disconnect(text string) {
 	l.mu.Lock()
 	l.waiting = true
@@ -407,8 +410,8 @@ func (l *Link) Disconnect(text string) {
 		l.cancelConnect()
 	}
 	l.mu.Unlock()
-	l.gate.close()
-	l.sess.BeginDisconnect(text)
+	drain := l.gate.close()
+	l.sess.beginDisconnect(byeRequest{text: text, drain: drain})
 }
 
 // Reconnect lets a link that was disconnected, or failed, connect again
@@ -426,8 +429,10 @@ func (l *Link) Reconnect() {
 
 // Close stops the link for good and waits for Run to return. It returns
 // the messages taken from the endpoint that the peer never acknowledged
-// (see Session.Close), oldest first.
+// (see Session.Close, which also says how long it waits for the peer),
+// oldest first.
 func (l *Link) Close() [][]byte {
+	l.sess.settle(min(settleWait, l.cfg.HandshakeTimeout))
 	l.close()
 	l.mu.Lock()
 	ran := l.ran

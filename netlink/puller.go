@@ -34,7 +34,10 @@ var tryCtx = func() context.Context {
 // unacknowledged window allow, so that when the peer is full the messages
 // wait in the local outbox, where writers see a full pipe. It waits for
 // one message, then takes what else is waiting without waiting, and hands
-// them to the writer together.
+// them to the writer together. After a disconnect it takes, without
+// waiting, what the endpoint still lets through (byeGate: what was
+// waiting at the disconnect), as far as credit allows, and then lets the
+// BYE go; once the session is closing it takes nothing.
 func (c *connRun) puller() error {
 	s := c.s
 	var runs [][]byte
@@ -51,7 +54,15 @@ func (c *connRun) puller() error {
 		// Keep only about a batch ahead of the writer: messages wait
 		// better in the endpoint, where local writers see them.
 		unsent := s.out.last() + 1 - c.writeNext
-		can := !c.bye && window > 0 && end < limit && unsent < maxPull
+		room := window > 0 && end < limit
+		draining := c.byeDrain && !c.bye
+		if draining && (!room || s.closing.Load()) {
+			// The peer's credit holds the rest back: it goes on the next
+			// connection, after the BYE.
+			c.byeDueLocked()
+			draining = false
+		}
+		can := !c.bye && !s.closing.Load() && room && unsent < maxPull
 		s.mu.Unlock()
 		if !can {
 			streak = 0
@@ -63,7 +74,9 @@ func (c *connRun) puller() error {
 			}
 		}
 		ctx := c.ctx
-		if streak >= lingerAfter {
+		if draining {
+			ctx = tryCtx
+		} else if streak >= lingerAfter {
 			// A stream of small batches: let it gather for a moment,
 			// then take what came without waiting.
 			timer.Reset(linger)
@@ -73,17 +86,36 @@ func (c *connRun) puller() error {
 				return nil
 			}
 			s.mu.Lock()
-			bye := c.bye
+			bye := c.bye || c.byeDrain
 			s.mu.Unlock()
 			if bye {
-				continue // a disconnect came meanwhile: take nothing more
+				continue // a disconnect came meanwhile
 			}
 			ctx = tryCtx
 		}
 		var err error
 		runs, counts, err = c.take(ctx, runs, counts, min(window, maxPull), end, limit)
-		if errors.Is(err, context.Canceled) && ctx == tryCtx && c.ctx.Err() == nil {
-			err = nil // nothing came: the stream has paused
+		gateClosed := errors.Is(err, errGateClosed)
+		if gateClosed || (errors.Is(err, context.Canceled) && ctx == tryCtx && c.ctx.Err() == nil) {
+			// Nothing came: the stream has paused, or the gate has let
+			// through what it had for the BYE.
+			err = nil
+			s.mu.Lock()
+			if c.byeDrain && !c.bye && len(runs) == 0 {
+				c.byeDueLocked()
+			}
+			early := gateClosed && !c.bye && !c.byeDrain
+			s.mu.Unlock()
+			if early && len(runs) == 0 {
+				// The gate closed just before the disconnect reached the
+				// session: wait for it rather than spin.
+				select {
+				case <-c.pullWake:
+				case <-c.ctx.Done():
+					return nil
+				}
+				continue
+			}
 		}
 		taken, msgs := end, 0
 		for i, r := range runs {
@@ -148,6 +180,13 @@ func (c *connRun) puller() error {
 			return fmt.Errorf("%w: taking a message: %w", errEndpoint, err)
 		}
 	}
+}
+
+// byeDueLocked lets the BYE go, once the writer has written what it can.
+// The session's mutex must be held.
+func (c *connRun) byeDueLocked() {
+	c.bye, c.byeDrain = true, false
+	c.wakeWriter()
 }
 
 // take takes messages from the endpoint, as runs, waiting for the first

@@ -58,6 +58,7 @@ func (c *connRun) readFrames() error {
 				return fmt.Errorf("%w: ACK %d for a message not sent (next is %d)", ErrProtocol, f.value, c.writeNext)
 			}
 			s.out.ackTo(f.value)
+			c.checkSettledLocked()
 			s.mu.Unlock()
 			signal(c.pullWake)
 		case frameCredit:
@@ -95,9 +96,14 @@ func (c *connRun) readFrames() error {
 				msg += " " + text
 			}
 			msg += "\n"
-			if err := s.ep.Deliver([]byte(msg)); err != nil {
-				return fmt.Errorf("%w: delivering BYE: %w", errEndpoint, err)
+			if !s.closing.Load() { // else nobody is left to tell
+				if err := s.ep.Deliver([]byte(msg)); err != nil {
+					return fmt.Errorf("%w: delivering BYE: %w", errEndpoint, err)
+				}
 			}
+			// The connection ends either way; an ACK that cannot be
+			// written leaves the peer to resend what it covered.
+			c.ackAll()
 			return &ByeError{Text: text}
 		case frameError:
 			return fmt.Errorf("%w: %s", ErrRefused, CleanText(string(f.data)))
@@ -175,6 +181,15 @@ func (c *connRun) deliver() error {
 		return nil
 	}
 	s := c.s
+	c.deliverMu.Lock()
+	defer c.deliverMu.Unlock()
+	if s.closing.Load() {
+		// Close has sent its last ACK: what is not delivered now stays
+		// the peer's, which keeps it (or hands it back) unacknowledged.
+		clear(c.inbox)
+		c.inbox, c.inboxN, c.inboxMsgs = c.inbox[:0], c.inboxN[:0], 0
+		return nil
+	}
 	var n int
 	var err error
 	if be, ok := s.ep.(BatchEndpoint); ok {
@@ -258,4 +273,35 @@ func runsCost(runs [][]byte, counts []int, n int) uint64 {
 		}
 	}
 	return off
+}
+
+// ackAll writes and flushes an ACK of every message delivered, if the
+// last one written did not cover them all: the peer's BYE ends the
+// connection, and without it the peer would keep messages this side has
+// delivered, and hand them back if its pipe is unlinked. The peer, which
+// reads until this side closes, takes it.
+func (c *connRun) ackAll() error {
+	s := c.s
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.byeWritten {
+		return nil // both sides said BYE at once: nothing may follow ours
+	}
+	s.mu.Lock()
+	ack, send := s.recvSeq, s.recvSeq > c.ackSent
+	if send {
+		c.ackSent = ack
+	}
+	s.mu.Unlock()
+	if !send {
+		return nil
+	}
+	err := c.fw.write(frame{typ: frameAck, value: ack})
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("writing: %w", err)
+	}
+	return nil
 }

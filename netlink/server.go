@@ -184,13 +184,15 @@ func (srv *Server) gate(s *Session) *byeGate {
 // Disconnect ends the current connection of a session the server made, on
 // purpose: the peer receives "BYE text" and, being the side that dials,
 // connects again when it wants (a pipefs link at once, as after a drop).
-// Like Link.Disconnect it does not wait for the peer, and nothing written
-// after it returns goes out ahead of the BYE.
+// Like Link.Disconnect it does not wait for the peer, what was waiting to
+// be sent goes out ahead of the BYE as far as credit allows, and nothing
+// written after it returns does.
 func (srv *Server) Disconnect(s *Session, text string) {
+	drain := false
 	if g := srv.gate(s); g != nil {
-		g.close()
+		drain = g.close()
 	}
-	s.BeginDisconnect(text)
+	s.beginDisconnect(byeRequest{text: text, drain: drain})
 }
 
 // CloseSession closes a session the server made, for good, and returns

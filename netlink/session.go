@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,7 +37,10 @@ type Session struct {
 	conn   *connRun // its running state, once the handshake is done
 	// pendingBye is a Disconnect that came after the handshake took the
 	// slot but before serving began.
-	pendingBye *string
+	pendingBye *byeRequest
+	// closing: Close has begun; no connection takes, sends or delivers
+	// another message.
+	closing atomic.Bool
 
 	// The peer, once a handshake completed.
 	peerID   SessionID
@@ -248,14 +252,29 @@ func (s *Session) resumePoint(peer SessionID) uint64 {
 	return 0
 }
 
+// byeRequest is a Disconnect: the BYE's text, and whether the endpoint
+// (a byeGate) still lets through the messages that were waiting in it at
+// the disconnect, which go ahead of the BYE.
+type byeRequest struct {
+	text  string
+	drain bool
+}
+
 // Disconnect ends the current connection on purpose: the peer receives
-// BYE with text (its endpoint gets the message "BYE text"), and the
-// connection closes after the peer has read it. It returns once the
-// connection has ended, or ctx ends. Without a connection it does
-// nothing. Nothing is lost: messages not acknowledged are resent on the
-// next connection.
+// BYE with text (its endpoint gets the message "BYE text") after the
+// messages the session holds unsent, as far as the peer's credit allows,
+// and the connection closes after the peer has read it. (Behind a Link or
+// Server, whose endpoints pass through a byeGate, the messages still
+// waiting in the endpoint go before the BYE too.) It
+// returns once the connection has ended, or ctx ends. Without a
+// connection it does nothing. Nothing is lost: messages not acknowledged
+// are resent on the next connection.
 func (s *Session) Disconnect(ctx context.Context, text string) error {
-	text = truncateText(text, MaxByeText-len("BYE "))
+	return s.disconnect(ctx, byeRequest{text: text})
+}
+
+func (s *Session) disconnect(ctx context.Context, bye byeRequest) error {
+	bye.text = truncateText(bye.text, MaxByeText-len("BYE "))
 	s.mu.Lock()
 	c, slot := s.conn, s.cur
 	if slot == nil {
@@ -264,11 +283,12 @@ func (s *Session) Disconnect(ctx context.Context, text string) error {
 	}
 	if c == nil {
 		// Between handshake and serving: serving starts with the BYE.
-		s.pendingBye = &text
+		s.pendingBye = &bye
 		s.mu.Unlock()
 	} else {
-		c.bye, c.byeText = true, text
+		c.askByeLocked(bye)
 		s.mu.Unlock()
+		signal(c.pullWake)
 		c.wakeWriter()
 	}
 	select {
@@ -279,12 +299,22 @@ func (s *Session) Disconnect(ctx context.Context, text string) error {
 	}
 }
 
+// settleWait bounds how long Close waits for the peer to acknowledge the
+// messages already sent to it (at most the handshake timeout).
+const settleWait = time.Second
+
 // Close ends the session for good: the current connection is cut and
 // later Runs fail with ErrClosed. It returns the messages taken from the
-// endpoint that the peer never acknowledged, oldest first; the peer may or
-// may not have received them, so the caller decides (put them back, or
+// endpoint that the peer never acknowledged, oldest first. Before it cuts
+// a connection that is up, it stops taking, sending and delivering
+// messages, acknowledges every message it delivered, and waits a moment
+// (settleWait) for the peer to acknowledge those it sent, so that what it
+// returns is what the peer has not received — unless the peer's ACK is
+// slower than that, or the connection breaks meanwhile: the peer may then
+// have delivered some of them, and the caller decides (put them back, or
 // count them as lost) rather than have them vanish silently.
 func (s *Session) Close() [][]byte {
+	s.settle(min(settleWait, s.cfg.HandshakeTimeout))
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -303,6 +333,37 @@ func (s *Session) Close() [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.out.drain()
+}
+
+// settle makes the session stop taking, sending and delivering messages,
+// for good, and waits, at most d, until the connection being served, if
+// any, has flushed an ACK of everything delivered and the peer has
+// acknowledged every message sent to it, or has ended.
+func (s *Session) settle(d time.Duration) {
+	s.closing.Store(true)
+	s.mu.Lock()
+	c, slot := s.conn, s.cur
+	s.mu.Unlock()
+	if c == nil || slot == nil {
+		return
+	}
+	// No delivery after the one under way, if any: the final ACK
+	// covers them all.
+	c.deliverMu.Lock()
+	c.deliverMu.Unlock()
+	s.mu.Lock()
+	c.settling, c.ackWanted = true, true
+	c.checkSettledLocked()
+	s.mu.Unlock()
+	signal(c.pullWake)
+	c.wakeWriter()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-c.settled:
+	case <-slot.done:
+	case <-timer.C:
+	}
 }
 
 // handshake wraps conn in TLS if configured and runs the pipefs handshake
@@ -387,7 +448,7 @@ func (s *Session) begin(c *connRun, res *handshakeResult) error {
 	}
 	s.out.ackTo(res.peerRecvSeq)
 	c.writeNext = res.peerRecvSeq + 1
-	c.ackSent = s.recvSeq // the peer learned it from AUTH
+	c.ackSent, c.ackFlushed = s.recvSeq, s.recvSeq // the peer learned it from AUTH
 	c.rSeq, c.rOff, c.granted = s.recvSeq, s.recvOff, s.granted
 	s.peerName = peer.name
 	s.peerAddr = c.conn.RemoteAddr().String()
@@ -396,7 +457,7 @@ func (s *Session) begin(c *connRun, res *handshakeResult) error {
 	s.stats.Reason = ""
 	s.conn = c
 	if s.pendingBye != nil {
-		c.bye, c.byeText = true, *s.pendingBye
+		c.askByeLocked(*s.pendingBye)
 		s.pendingBye = nil
 	}
 	return nil

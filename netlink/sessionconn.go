@@ -61,16 +61,32 @@ type connRun struct {
 	flushArmed bool   // (mu) flush is running
 	pong       bool   // (mu) a PING is waiting for its PONG
 	pongToken  uint64 // (mu)
-	bye        bool   // (mu) Disconnect asked for a BYE
-	byeText    string // (mu)
+	// A BYE: due once the writer has written what it can (bye), or
+	// once the puller has taken what the endpoint held at the
+	// disconnect (byeDrain, which then sets bye).
+	bye, byeDrain bool   // (mu)
+	byeText       string // (mu)
 
 	creditSent bool // (mu) a CREDIT was written on this connection
+
+	// Closing (Session.settle): deliverMu is held by the reader across
+	// a delivery, so that once settle has taken it no delivery is under
+	// way and none starts (the session is closing); settling is then
+	// set, ackFlushed follows the ACKs the writer has flushed, and
+	// settled is closed once the peer has acknowledged every message
+	// written and this side has flushed an ACK of every one delivered.
+	deliverMu  sync.Mutex
+	settling   bool          // (mu)
+	ackFlushed uint64        // (mu) while closing
+	isSettled  bool          // (mu)
+	settled    chan struct{} // closed once settled
 
 	// wmu is held while writing to the connection: by the writer, or by
 	// the puller writing what it just took.
 	wmu            sync.Mutex
 	batch          []pending // (wmu)
 	wroteSinceTick bool      // (wmu) something was written since the last keepalive tick
+	byeWritten     bool      // (wmu) BYE is written: nothing may follow it
 
 	// The reader's view of what it has accepted: messages up to rSeq,
 	// of cumulative cost rOff, have been checked and gathered in inbox
@@ -104,6 +120,31 @@ func (c *connRun) armFlushLocked() {
 	}
 }
 
+// askByeLocked arranges a BYE. The session's mutex must be held.
+func (c *connRun) askByeLocked(bye byeRequest) {
+	c.byeText = bye.text
+	if bye.drain && !c.bye {
+		c.byeDrain = true
+	} else {
+		c.bye = true
+	}
+}
+
+// checkSettledLocked closes settled once Close may cut the connection
+// without leaving the peer in doubt: nothing more will be delivered, an
+// ACK of everything delivered is on the wire, and the peer has
+// acknowledged everything written to it. A BYE asked for before is let
+// finish instead: the connection then ends by itself. The session's
+// mutex must be held.
+func (c *connRun) checkSettledLocked() {
+	s := c.s
+	if c.settling && !c.isSettled && !c.bye && !c.byeDrain &&
+		c.ackFlushed == s.recvSeq && s.out.acked()+1 >= c.writeNext {
+		c.isSettled = true
+		close(c.settled)
+	}
+}
+
 // fail ends the connection with err unless it is already ending.
 func (c *connRun) fail(err error) { c.cancel(err) }
 
@@ -117,7 +158,7 @@ func (s *Session) serve(est *established) (err error) {
 		s: s, conn: conn, fr: res.fr, maxMsg: res.maxMessage,
 		bw: bw, fw: frameWriter{w: bw, key: res.send},
 		ctx: ctx, cancel: cancel,
-		wake: make(chan struct{}, 1), pullWake: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), pullWake: make(chan struct{}, 1), settled: make(chan struct{}),
 		flush: time.NewTimer(time.Hour),
 	}
 	c.flush.Stop()

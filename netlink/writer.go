@@ -2,6 +2,7 @@ package netlink
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -19,10 +20,15 @@ type pending struct {
 // lock, and flushes once nothing more is ready. An ACK rides along with
 // anything else written. fired says the flush timer went off. It stops
 // short of a message too large for the link, and reports a BYE that is
-// due; both are for the writer goroutine to carry out. c.wmu must be
-// held.
+// due once it has written every message the peer's credit allows (the
+// messages taken before the disconnect go ahead of the BYE); both are for
+// the writer goroutine to carry out. Once the session is closing it
+// writes no more messages. c.wmu must be held.
 func (c *connRun) writeReady(fired bool) (bye bool, byeText string, tooLarge error, err error) {
 	s := c.s
+	if c.byeWritten {
+		return false, "", nil, nil // nothing may follow it
+	}
 	for {
 		s.mu.Lock()
 		recvOff := s.recvOff
@@ -40,7 +46,8 @@ func (c *connRun) writeReady(fired bool) (bye bool, byeText string, tooLarge err
 			pong, sendPong, c.pong = c.pongToken, true, false
 		}
 		batch := c.batch[:0]
-		for msgs := 0; msgs < maxBatch && c.writeNext <= s.out.last(); {
+		closing := s.closing.Load()
+		for msgs := 0; !closing && msgs < maxBatch && c.writeNext <= s.out.last(); {
 			r := s.out.runAt(c.writeNext)
 			if r.end > s.limit {
 				break
@@ -99,16 +106,25 @@ func (c *connRun) writeReady(fired bool) (bye bool, byeText string, tooLarge err
 		}
 		wrote := sendAck || sendPong || sendCredit || len(batch) > 0
 		c.wroteSinceTick = c.wroteSinceTick || wrote
-		if !wrote || tooLarge != nil || bye {
+		if !wrote || tooLarge != nil {
 			break
 		}
 	}
-	if c.bw.Buffered() > 0 && tooLarge == nil && !bye {
+	if tooLarge != nil || bye {
+		return bye, byeText, tooLarge, nil // the writer flushes its last words
+	}
+	if c.bw.Buffered() > 0 {
 		if err := c.bw.Flush(); err != nil {
 			return false, "", nil, fmt.Errorf("writing: %w", err)
 		}
 	}
-	return bye, byeText, tooLarge, nil
+	if s.closing.Load() {
+		s.mu.Lock()
+		c.ackFlushed = c.ackSent
+		c.checkSettledLocked()
+		s.mu.Unlock()
+	}
+	return false, "", nil, nil
 }
 
 // writeBatch writes the frames of a gathered batch: a single message as
@@ -200,8 +216,9 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 			return tooLarge
 		}
 		if bye {
-			defer c.wmu.Unlock()
-			return c.sayBye(byeText, readerDone)
+			err := c.writeBye(byeText)
+			c.wmu.Unlock()
+			return c.awaitClose(err, byeText, readerDone)
 		}
 		c.wmu.Unlock()
 		// Watch the room only while the peer may be waiting for credit:
@@ -235,16 +252,29 @@ func (c *connRun) writer(readerDone <-chan struct{}) error {
 	return nil
 }
 
-// sayBye writes BYE and ends the connection after the peer has read it.
-func (c *connRun) sayBye(text string, readerDone <-chan struct{}) error {
+// writeBye writes BYE, this side's last frame, and half-closes the
+// connection. c.wmu must be held.
+func (c *connRun) writeBye(text string) error {
+	c.byeWritten = true
 	err := c.fw.write(frame{typ: frameBye, data: []byte(text)})
 	if err == nil {
 		err = c.bw.Flush()
 	}
-	// Half-close, then wait for the peer to close: closing with input
-	// unread would reset the connection, and a reset can destroy the BYE
-	// before the peer reads it.
-	if cw, ok := c.conn.Conn.(interface{ CloseWrite() error }); ok && err == nil && cw.CloseWrite() == nil {
+	if err != nil {
+		return err
+	}
+	if cw, ok := c.conn.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// awaitClose ends the connection after the peer has read the BYE that
+// writeBye wrote, if it could: it waits for the peer to close (its last
+// ACK comes first), since closing with input unread would reset the
+// connection, and a reset can destroy the BYE before the peer reads it.
+func (c *connRun) awaitClose(err error, text string, readerDone <-chan struct{}) error {
+	if err == nil {
 		timer := time.NewTimer(c.s.cfg.HandshakeTimeout)
 		select {
 		case <-readerDone:
