@@ -86,13 +86,10 @@ func (s *Server) parseLinkCommand(pn *pipeNode, f []string) (linkAction, error) 
 }
 
 func (s *Server) linkFIFO(pn *pipeNode, dir string) error {
-	if err := s.lockSettled(pn); err != nil {
+	if err := s.lockUnlinked(pn); err != nil {
 		return err
 	}
 	defer s.linkMu.Unlock()
-	if pn.link != nil {
-		return pipe.Invalidf("already linked (%s); unlink first", pn.link.kind)
-	}
 	port, err := pn.p.Split()
 	if err != nil {
 		return err

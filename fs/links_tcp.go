@@ -101,13 +101,10 @@ func (s *Server) parseTCPCommand(pn *pipeNode, f []string) (linkAction, error) {
 }
 
 func (s *Server) linkTCP(pn *pipeNode, addr string, o tcpOptions) error {
-	if err := s.lockSettled(pn); err != nil {
+	if err := s.lockUnlinked(pn); err != nil {
 		return err
 	}
 	defer s.linkMu.Unlock()
-	if pn.link != nil {
-		return pipe.Invalidf("already linked (%s); unlink first", pn.link.kind)
-	}
 	port, err := pn.p.Split()
 	if err != nil {
 		return err
@@ -130,13 +127,10 @@ func (s *Server) linkTCP(pn *pipeNode, addr string, o tcpOptions) error {
 }
 
 func (s *Server) listenTCP(pn *pipeNode, addr string, o tcpOptions) error {
-	if err := s.lockSettled(pn); err != nil {
+	if err := s.lockUnlinked(pn); err != nil {
 		return err
 	}
 	defer s.linkMu.Unlock()
-	if pn.link != nil {
-		return pipe.Invalidf("already linked (%s); unlink first", pn.link.kind)
-	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return pipe.Invalidf("listen tcp %s: %v", addr, err)
@@ -278,6 +272,20 @@ func (s *Server) unlinkTCP(pn *pipeNode, l *link) {
 // does not wait for its peer; past the bound the command is refused
 // rather than hold a request loop.
 const unlinkWait = 2 * time.Second
+
+// lockUnlinked is lockSettled for a command that links pn: it fails, and
+// leaves the lock free, when pn is already linked.
+func (s *Server) lockUnlinked(pn *pipeNode) error {
+	if err := s.lockSettled(pn); err != nil {
+		return err
+	}
+	if pn.link != nil {
+		kind := pn.link.kind
+		s.linkMu.Unlock()
+		return pipe.Invalidf("already linked (%s); unlink first", kind)
+	}
+	return nil
+}
 
 // lockSettled takes s.linkMu once none of pns has an unlink in progress,
 // waiting for those (without the lock) up to unlinkWait. On success the
