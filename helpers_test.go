@@ -156,7 +156,8 @@ func mountWith(t *testing.T, o mountOptions) *mount {
 	if o.bin == "" {
 		o.bin = pipefsBin
 	}
-	args := append(append([]string{"mount"}, o.flags...), o.dir)
+	// The suite's transport first: a test's own flags come later and win.
+	args := append(append(append([]string{"mount"}, transportFlags()...), o.flags...), o.dir)
 	m.daemon = m.start(t, o.bin, args...)
 	deadline := time.Now().Add(failAfter)
 	for !m.ready(t) {

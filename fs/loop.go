@@ -10,6 +10,16 @@ import (
 
 const opInit = 26
 
+// initFlags returns the flags of an INIT reply (struct fuse_init_out after
+// the out header: flags at 12, flags2 at 32).
+func initFlags(reply []byte) uint64 {
+	if len(reply) < outHeaderSize+36 {
+		return 0
+	}
+	out := reply[outHeaderSize:]
+	return uint64(ne.Uint32(out[12:])) | uint64(ne.Uint32(out[32:]))<<32
+}
+
 // readLoop is one of the few goroutines that read requests from the
 // device. It never waits for anything but the device: a request that has
 // to wait is parked (see park.go), so a thousand blocked readers cost no
@@ -32,18 +42,39 @@ func (s *Server) readLoop() {
 			s.log.Error("reading /dev/fuse failed; stopping", "err", err)
 			return
 		}
-		s.dispatch(buf[:n], sc)
+		s.dispatchDev(buf[:n], sc)
 	}
+}
+
+// request is one request from the kernel, split the way FUSE over io_uring
+// delivers it: the per-operation header (fuse_read_in, fuse_write_in...)
+// and what follows it (write data, names).
+type request struct {
+	h       inHeader
+	opIn    []byte
+	payload []byte
+	raw     [][]byte // the whole request, header included, for go-fuse
+	ring    bool     // came through the FUSE ring (see ring.go)
+}
+
+// dispatchDev serves a request read from /dev/fuse, where it arrives in
+// one piece.
+func (s *Server) dispatchDev(buf []byte, sc *loopScratch) {
+	if len(buf) < inHeaderSize {
+		s.log.Error("short request from the kernel", "len", len(buf))
+		return
+	}
+	req := request{h: parseInHeader(buf), opIn: buf[inHeaderSize:], raw: [][]byte{buf}}
+	if req.h.Opcode == opWrite && len(req.opIn) >= writeInSize {
+		req.opIn, req.payload = req.opIn[:writeInSize], req.opIn[writeInSize:]
+	}
+	s.dispatch(req, sc)
 }
 
 // dispatch serves one request: the data path of pipe files here, the rest
 // through go-fuse's protocol server.
-func (s *Server) dispatch(req []byte, sc *loopScratch) {
-	if len(req) < inHeaderSize {
-		s.log.Error("short request from the kernel", "len", len(req))
-		return
-	}
-	h := parseInHeader(req)
+func (s *Server) dispatch(req request, sc *loopScratch) {
+	h := req.h
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic serving request", "op", h.Opcode, "panic", r, "stack", string(debug.Stack()))
@@ -53,7 +84,7 @@ func (s *Server) dispatch(req []byte, sc *loopScratch) {
 	if s.opts.Debug {
 		s.log.Debug("request", "op", h.Opcode, "unique", h.Unique, "node", h.NodeID, "pid", h.PID)
 	}
-	body := req[inHeaderSize:]
+	body := req.opIn
 	switch h.Opcode {
 	case opRead:
 		if len(body) >= readInSize {
@@ -63,9 +94,8 @@ func (s *Server) dispatch(req []byte, sc *loopScratch) {
 	case opWrite:
 		if len(body) >= writeInSize {
 			in := parseReadIn(body)
-			data := body[writeInSize:]
-			if uint64(in.Size) <= uint64(len(data)) {
-				s.serveWrite(h.Unique, in, data[:in.Size])
+			if uint64(in.Size) <= uint64(len(req.payload)) {
+				s.serveWrite(h.Unique, in, req.payload[:in.Size], req.ring)
 				return
 			}
 		}
@@ -80,7 +110,7 @@ func (s *Server) dispatch(req []byte, sc *loopScratch) {
 			return
 		}
 	default:
-		n, st := s.proto.HandleRequest([][]byte{req}, [][]byte{sc.out})
+		n, st := s.proto.HandleRequest(req.raw, [][]byte{sc.out})
 		if !st.Ok() {
 			s.replyErr(h.Unique, syscall.Errno(st))
 			return
@@ -89,10 +119,10 @@ func (s *Server) dispatch(req []byte, sc *loopScratch) {
 			s.writeDev([][]byte{sc.out[:n]})
 		}
 		if h.Opcode == opInit {
-			s.markReady()
+			s.markReady(initFlags(sc.out[:n]))
 		}
 		return
 	}
-	s.log.Error("malformed request from the kernel", "op", h.Opcode, "len", len(req))
+	s.log.Error("malformed request from the kernel", "op", h.Opcode, "len", h.Len)
 	s.replyErr(h.Unique, syscall.EINVAL)
 }

@@ -139,6 +139,14 @@ func Unmount(mp string) error {
 	return unmount(mp, os.Geteuid() != 0)
 }
 
+// IsStale reports whether err is what a mount whose daemon died answers:
+// ENOTCONN, or ECONNABORTED for requests the kernel had queued for a
+// daemon serving through FUSE over io_uring while it tore the
+// connection down (the first request after the death, typically).
+func IsStale(err error) bool {
+	return errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED)
+}
+
 // prepareMountpoint makes sure mp can be mounted: it creates a missing
 // directory, refuses a live pipefs mount, and detaches a stale one (its
 // daemon died: the mount point answers ENOTCONN).
@@ -151,7 +159,7 @@ func (s *Server) prepareMountpoint(mp string) error {
 			return fmt.Errorf("create mount point: %w", err)
 		}
 		return nil
-	case errors.Is(err, unix.ENOTCONN):
+	case IsStale(err):
 		s.log.Info("detaching stale mount left by a dead daemon", "mountpoint", mp)
 		if err := Unmount(mp); err != nil {
 			return fmt.Errorf("stale mount at %s: %w", mp, err)
@@ -164,6 +172,16 @@ func (s *Server) prepareMountpoint(mp string) error {
 		return fmt.Errorf("mount point %s is not a directory", mp)
 	}
 	if IsMounted(mp) {
+		// A stat may be answered from the kernel's attribute cache for
+		// a second after the daemon died; an open of ctl always asks
+		// the daemon.
+		if _, err := os.ReadFile(filepath.Join(mp, "ctl")); IsStale(err) {
+			s.log.Info("detaching stale mount left by a dead daemon", "mountpoint", mp)
+			if err := Unmount(mp); err != nil {
+				return fmt.Errorf("stale mount at %s: %w", mp, err)
+			}
+			return nil
+		}
 		return fmt.Errorf("%s: %w", mp, ErrLiveMount)
 	}
 	return nil

@@ -40,6 +40,9 @@ type Options struct {
 	// is the measured optimum on small machines: each extra idle reader
 	// turns a request into an extra sleep and wake-up. Zero means two.
 	Readers int
+	// NoIOURing serves every request through /dev/fuse even where the
+	// kernel offers FUSE over io_uring (see ring.go).
+	NoIOURing bool
 }
 
 // maxWrite is the largest request the kernel sends (256 pages, the

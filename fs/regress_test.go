@@ -118,8 +118,8 @@ func TestRegressionInterruptOfParkedWriteDeadlocks(t *testing.T) {
 	if s.parks.shard(a) != s.parks.shard(b) {
 		t.Fatalf("uniques %d and %d are meant to share a shard", a, b)
 	}
-	s.serveWrite(a, readIn{Fh: fh}, []byte("bbbbb\n")) // 7+6 > 10: parks
-	s.serveWrite(b, readIn{Fh: fh}, []byte("c\n"))     // would fit, but queues behind a
+	s.serveWrite(a, readIn{Fh: fh}, []byte("bbbbb\n"), false) // 7+6 > 10: parks
+	s.serveWrite(b, readIn{Fh: fh}, []byte("c\n"), false)     // would fit, but queues behind a
 	if st := pn.p.Stats(); st.Writers != 2 {
 		t.Fatalf("parked writers = %d; want 2", st.Writers)
 	}

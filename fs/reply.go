@@ -15,6 +15,15 @@ var bigBufPool = sync.Pool{New: func() any { b := make([]byte, reqBufSize); retu
 // writeDev writes one reply or notification to the device; the kernel
 // takes each write(2) as one whole message.
 func (s *Server) writeDev(iov [][]byte) {
+	if rs := s.ring.Load(); rs != nil && len(iov) > 0 && len(iov[0]) >= outHeaderSize {
+		// A request that came through the FUSE ring is answered there.
+		if unique := ne.Uint64(iov[0][8:]); unique != 0 {
+			if e := rs.take(unique); e != nil {
+				rs.reply(e, iov)
+				return
+			}
+		}
+	}
 	var vecs [maxIovecs + 1]syscall.Iovec
 	n := 0
 	for _, b := range iov {

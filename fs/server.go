@@ -43,6 +43,8 @@ type Server struct {
 
 	linkMu sync.Mutex // guards every pipeNode.link
 
+	ring atomic.Pointer[ringSet] // FUSE over io_uring, when in use
+
 	ready     chan struct{}
 	readyOnce sync.Once
 	done      chan struct{}
@@ -89,6 +91,7 @@ func New(opts Options) (*Server, error) {
 	s.proto = fuse.NewProtocolServer(&fileSystem{RawFileSystem: fuse.NewDefaultRawFileSystem(), s: s}, &fuse.MountOptions{
 		MaxWrite:           maxWrite,
 		DisableReadDirPlus: true, // READDIRPLUS would count lookups per entry
+		ExtraCapabilities:  ringCapability(opts),
 		Logger:             slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 		Debug:              false,
 	})
@@ -113,6 +116,9 @@ func (s *Server) Mount() error {
 	if err := s.prepareMountpoint(s.mountpoint); err != nil {
 		return err
 	}
+	if !s.opts.NoIOURing && os.Geteuid() == 0 {
+		s.enableRingParam()
+	}
 	fd, viaHelper, err := s.mount(s.mountpoint)
 	if err != nil {
 		return err
@@ -125,6 +131,9 @@ func (s *Server) Mount() error {
 	go s.readLoop()
 	go func() {
 		s.loops.Wait()
+		if rs := s.ring.Load(); rs != nil {
+			rs.stop()
+		}
 		s.closeAllPipes()
 		s.closeDevice()
 		close(s.done)
@@ -143,9 +152,17 @@ func (s *Server) Mount() error {
 }
 
 // markReady runs once INIT has been answered: the mount now serves
-// requests, and the rest of the request loops start.
-func (s *Server) markReady() {
+// requests, and the rest of the request loops start, with the FUSE ring
+// if INIT negotiated it (flags are those of the reply).
+func (s *Server) markReady(flags uint64) {
 	s.readyOnce.Do(func() {
+		if flags&capOverIOURing != 0 {
+			if err := s.startRing(); err != nil {
+				s.log.Warn("FUSE over io_uring unavailable; serving through /dev/fuse", "err", err)
+			} else {
+				s.log.Info("serving through FUSE over io_uring", "queues", s.ring.Load().queues)
+			}
+		}
 		for i := 1; i < s.opts.Readers; i++ {
 			s.loops.Add(1)
 			go s.readLoop()

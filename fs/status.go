@@ -75,6 +75,7 @@ func (s *Server) rootStatus() []byte {
 	fmt.Fprintf(&b, "capacity %d\n", d.Capacity)
 	fmt.Fprintf(&b, "maxmessage %d\n", d.MaxMessage)
 	fmt.Fprintf(&b, "allow_other %s\n", onOff(s.opts.AllowOther))
+	fmt.Fprintf(&b, "transport %s\n", s.Transport())
 	return b.Bytes()
 }
 

@@ -107,7 +107,7 @@ func TestRootStatus(t *testing.T) {
 	newTestPipe(t, s, "a")
 	newTestPipe(t, s, "b")
 	keys, vals := statusLines(t, s.rootStatus())
-	wantKeys := []string{"version", "pipes", "pid", "mountpoint", "mode", "capacity", "maxmessage", "allow_other"}
+	wantKeys := []string{"version", "pipes", "pid", "mountpoint", "mode", "capacity", "maxmessage", "allow_other", "transport"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Fatalf("root status keys = %q; want %q", keys, wantKeys)
 	}
@@ -115,6 +115,7 @@ func TestRootStatus(t *testing.T) {
 		"version": "9.8.7", "pipes": "2", "pid": strconv.Itoa(os.Getpid()),
 		"mountpoint": s.Mountpoint(), "mode": "packets", "capacity": "4096",
 		"maxmessage": "100", "allow_other": "on",
+		"transport": "/dev/fuse", // not mounted: no ring
 	}
 	for k, v := range want {
 		if vals[k] != v {

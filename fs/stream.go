@@ -80,7 +80,7 @@ func (s *Server) replyRead(unique uint64, parts [][]byte, err error) {
 	}
 }
 
-func (s *Server) serveWrite(unique uint64, in readIn, data []byte) {
+func (s *Server) serveWrite(unique uint64, in readIn, data []byte, fromRing bool) {
 	h := s.handles.get(in.Fh)
 	if h == nil {
 		s.replyErr(unique, syscall.EBADF)
@@ -89,10 +89,21 @@ func (s *Server) serveWrite(unique uint64, in readIn, data []byte) {
 	switch h.kind {
 	case kindIn:
 	case kindCtl:
-		if err := s.control(h.pn, data); err != nil {
-			s.replyErr(unique, errnoOf(err))
+		ctl := func() {
+			if err := s.control(h.pn, data); err != nil {
+				s.replyErr(unique, errnoOf(err))
+			} else {
+				s.replyWrite(unique, len(data))
+			}
+		}
+		if fromRing {
+			// A link command can wait for an unlink to settle, and
+			// this thread is the only one serving its CPU's
+			// requests; data stays valid in the ring entry until
+			// the reply.
+			go ctl()
 		} else {
-			s.replyWrite(unique, len(data))
+			ctl()
 		}
 		return
 	default:

@@ -37,6 +37,7 @@ Flags:
 		maxMessage = fl.String("max-message", fmt.Sprint(pipe.DefaultMaxMessage), "default max message size of new pipes, in bytes (K, M, G suffixes)")
 		debug      = fl.Bool("debug", false, "log every FUSE request")
 		readers    = fl.Int("readers", 2, "goroutines reading requests from the kernel")
+		ioURing    = fl.Bool("io-uring", true, "serve through FUSE over io_uring where the kernel offers it (Linux 6.14+, fuse module parameter enable_uring)")
 		secretFile = fl.String("secret-file", "", "shared secret that TCP links prove (challenge-response; it never crosses the wire)")
 		insecure   = fl.Bool("insecure", false, "allow TCP links and listeners off loopback without a secret")
 		tlsCert    = fl.String("tls-cert", "", "certificate for TLS on TCP links (with --tls-key)")
@@ -108,6 +109,7 @@ Flags:
 		Debug:      *debug,
 		Version:    version,
 		Readers:    *readers,
+		NoIOURing:  !*ioURing,
 		Secret:     secret,
 		Insecure:   *insecure,
 		TLS:        tlsConfig,

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -45,7 +44,7 @@ Flags:
 		return fmt.Errorf("%s is not a pipefs mount", mp)
 	}
 	status, err := os.ReadFile(filepath.Join(mp, "ctl"))
-	if errors.Is(err, syscall.ENOTCONN) {
+	if fs.IsStale(err) {
 		return fs.Unmount(mp) // the daemon is gone
 	}
 	if err != nil {

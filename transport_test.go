@@ -1,0 +1,119 @@
+package pipefs_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The two ways requests reach the daemon: FUSE over io_uring where the
+// kernel offers it, and /dev/fuse. The rest of the suite runs over the
+// first where it exists; with PIPEFS_TEST_IO_URING=0 (.ci/run does a
+// second pass) over the second. This test runs both side by side and
+// checks that each is really the one in use.
+
+const ringParam = "/sys/module/fuse/parameters/enable_uring"
+
+// requireRing skips a test that needs FUSE over io_uring on a kernel
+// without it, unless PIPEFS_REQUIRE_IO_URING=1 makes that a failure.
+func requireRing(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(ringParam)
+	why := ""
+	switch {
+	case err != nil:
+		why = fmt.Sprintf("this kernel has no FUSE over io_uring (%v)", err)
+	case strings.TrimSpace(string(b)) != "Y" && os.Geteuid() != 0:
+		why = ringParam + " is off and only root can switch it on"
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("PIPEFS_REQUIRE_IO_URING") == "1" {
+		t.Fatalf("PIPEFS_REQUIRE_IO_URING=1 but %s", why)
+	}
+	t.Skip(why)
+}
+
+// transportFlags is what mountWith adds for the suite's transport.
+func transportFlags() []string {
+	if os.Getenv("PIPEFS_TEST_IO_URING") == "0" {
+		return []string{"--io-uring=false"}
+	}
+	return nil
+}
+
+func TestTransports(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		want  string
+	}{
+		{"io_uring", []string{"--io-uring=true"}, "io_uring"},
+		{"dev_fuse", []string{"--io-uring=false"}, "/dev/fuse"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.want == "io_uring" {
+				requireRing(t)
+			}
+			m := mountPipefs(t, tc.flags...)
+			m.mkdir(t, "p")
+			m.sh(t, `echo hello > "$M/p/in"`)
+			if got := m.sh(t, `head -n 1 "$M/p/out"`); got != "hello\n" {
+				t.Fatalf("head -n 1 out = %q, want %q", got, "hello\n")
+			}
+			if got := m.status(t, "")["transport"]; got != tc.want {
+				t.Fatalf("root ctl: transport %q, want %q", got, tc.want)
+			}
+
+			t.Run("largest packet", func(t *testing.T) {
+				m.mkdir(t, "big")
+				m.sh(t, `echo "mode packets" > "$M/big/ctl"`)
+				msg := bytes.Repeat([]byte("0123456789abcdef"), 1044480/16)
+				src := filepath.Join(t.TempDir(), "msg")
+				if err := os.WriteFile(src, msg, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				m.sh(t, `dd if=`+src+` of="$M/big/in" bs=1044480 count=1 2>/dev/null`)
+				got := m.sh(t, `dd if="$M/big/out" bs=1048576 count=1 2>/dev/null`)
+				if got != string(msg) {
+					t.Fatalf("a %d-byte packet came back as %d bytes (equal: %v)", len(msg), len(got), got == string(msg))
+				}
+			})
+
+			// Every parked read holds a ring entry until it is
+			// answered: far more readers than the ring starts with
+			// must all park, and all be answered, each once.
+			t.Run("many parked readers", func(t *testing.T) {
+				const n = 60
+				m.mkdir(t, "many")
+				readers := make([]*proc, n)
+				for i := range readers {
+					readers[i] = m.start(t, "head", "-n", "1", m.path("many/out"))
+				}
+				m.waitStatus(t, "many", "readers", strconv.Itoa(n))
+				// A namespace request still gets through.
+				m.mkdir(t, "beside")
+				m.sh(t, `i=0; while [ $i -lt `+strconv.Itoa(n)+` ]; do i=$((i+1)); echo "m$i"; done > "$M/many/in"`)
+				var got []string
+				for _, r := range readers {
+					got = append(got, strings.TrimSuffix(r.waitOK(t), "\n"))
+				}
+				sort.Strings(got)
+				var want []string
+				for i := 1; i <= n; i++ {
+					want = append(want, "m"+strconv.Itoa(i))
+				}
+				sort.Strings(want)
+				if strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Fatalf("%d parked readers got %q, want each of %q once", n, got, want)
+				}
+			})
+		})
+	}
+}
