@@ -10,6 +10,16 @@ import (
 
 const opInit = 26
 
+// dropInitFlag clears flag from an INIT reply.
+func dropInitFlag(reply []byte, flag uint64) {
+	if len(reply) < outHeaderSize+36 {
+		return
+	}
+	out := reply[outHeaderSize:]
+	ne.PutUint32(out[12:], ne.Uint32(out[12:])&^uint32(flag))
+	ne.PutUint32(out[32:], ne.Uint32(out[32:])&^uint32(flag>>32))
+}
+
 // initFlags returns the flags of an INIT reply (struct fuse_init_out after
 // the out header: flags at 12, flags2 at 32).
 func initFlags(reply []byte) uint64 {
@@ -27,7 +37,7 @@ func initFlags(reply []byte) uint64 {
 func (s *Server) readLoop() {
 	defer s.loops.Done()
 	buf := make([]byte, reqBufSize)
-	sc := &loopScratch{out: make([]byte, reqBufSize)}
+	sc := newLoopScratch()
 	for {
 		n, err := unix.Read(s.fd, buf)
 		if err != nil {
@@ -42,7 +52,7 @@ func (s *Server) readLoop() {
 			s.log.Error("reading /dev/fuse failed; stopping", "err", err)
 			return
 		}
-		s.dispatchDev(buf[:n], sc)
+		s.dispatchDev(buf[:n], &sc)
 	}
 }
 
@@ -53,7 +63,8 @@ type request struct {
 	h       inHeader
 	opIn    []byte
 	payload []byte
-	raw     [][]byte // the whole request, header included, for go-fuse
+	raw     [][]byte // the whole request, header included, for go-fuse; nil: hdr+opIn+payload
+	hdr     []byte   // the in header, when raw is nil
 	ring    bool     // came through the FUSE ring (see ring.go)
 }
 
@@ -110,10 +121,18 @@ func (s *Server) dispatch(req request, sc *loopScratch) {
 			return
 		}
 	default:
-		n, st := s.proto.HandleRequest(req.raw, [][]byte{sc.out})
+		raw := req.raw
+		if raw == nil {
+			sc.raw = [3][]byte{req.hdr, req.opIn, req.payload}
+			raw = sc.raw[:]
+		}
+		n, st := s.proto.HandleRequest(raw, sc.outIov[:])
 		if !st.Ok() {
 			s.replyErr(h.Unique, syscall.Errno(st))
 			return
+		}
+		if h.Opcode == opInit && s.ringPrep == nil {
+			dropInitFlag(sc.out[:n], capOverIOURing) // no ring to serve it
 		}
 		if n > 0 {
 			s.writeDev([][]byte{sc.out[:n]})

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -271,4 +272,15 @@ func connectionOf(mp string) (uint32, error) {
 		return 0, err
 	}
 	return unix.Minor(st.Dev), nil
+}
+
+// abort ends the FUSE connection from inside the daemon, for a failure
+// that would otherwise leave requests unanswered: every waiting and later
+// request fails, and the loops stop. Through fusectl where it is mounted,
+// else with a forced unmount (FUSE aborts the connection on MNT_FORCE).
+func (s *Server) abort() {
+	if c := atomic.LoadUint32(&s.conn); c != 0 {
+		abortConnection(c)
+	}
+	_ = unix.Unmount(s.mountpoint, unix.MNT_FORCE)
 }

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -39,9 +38,11 @@ import (
 // address space only (MAP_NORESERVE) and touched only as far as requests
 // and replies fill it.
 //
-// INIT, FORGET and INTERRUPT, and every request before all queues have an
-// entry, still come through /dev/fuse, so the /dev/fuse loops keep
-// running; a reply goes back the way its request came (see writeDev).
+// INIT, FORGET and INTERRUPT still come through /dev/fuse, so the
+// /dev/fuse loops keep running; a reply goes back the way its request came
+// (see writeDev). The kernel holds other requests from INIT until every
+// queue has an entry, which is why the rings are prepared before the mount
+// (prepareRing) and only asked for at INIT if that worked.
 
 const (
 	capOverIOURing = 1 << 41 // FUSE_OVER_IO_URING, in the INIT flags
@@ -56,7 +57,8 @@ const (
 	ringCommitID   = ringEntInOut + 8
 	ringPayloadSz  = ringEntInOut + 16
 
-	ringMinFree      = 2    // entries each queue keeps waiting for requests
+	ringMinFree      = 4    // entries each queue keeps waiting for requests
+	ringGrowBy       = 8    // entries registered at once when a queue runs low
 	ringSQEntries    = 64   // submissions per io_uring_enter at most
 	ringCQEntries    = 4096 // completions; the kernel buffers any overflow
 	ringWakeUserData = ^uint64(0)
@@ -65,7 +67,7 @@ const (
 // ringEntry is one registered FUSE ring entry.
 type ringEntry struct {
 	t   *ringThread // registered it, commits it, and serves its requests
-	id  uint64      // index in ringSet.entries: the user_data of its commands
+	id  uint64      // index in t.entries: the user_data of its commands
 	qid uint16
 	// hdr is Go memory the kernel writes into while the owner thread is
 	// in io_uring_enter: it holds no pointers and Go's heap objects do
@@ -73,7 +75,17 @@ type ringEntry struct {
 	hdr     []byte
 	payload []byte // mmap'd, len = the ring's payload size
 	iov     [2]unix.Iovec
-	used    bool // has held a request: its registration was accepted
+	used    bool   // has held a request: its registration was accepted
+	since   uint32 // the owner's sweep count when its request arrived
+
+	// mu orders a reply's copy into the payload against the owner
+	// dropping the payload's pages (see sweep).
+	mu    sync.Mutex
+	held  bool // holds a request not yet answered
+	dirty int  // how far the payload was written since its pages were dropped
+	// meta: the last request was not on the data path (a lookup, an
+	// open...): see serveRingEntry.
+	meta bool
 }
 
 // ringThread serves the queues it owns (its CPU's, and those of CPUs the
@@ -83,10 +95,14 @@ type ringThread struct {
 	cpu  int // -1: not pinned
 	qids []uint16
 
-	ring    *uring.Ring
-	wakeFd  int
-	wakeBuf [8]byte
-	sc      loopScratch
+	ring      *uring.Ring
+	wakeFd    int
+	wakeBuf   [8]byte
+	kicks     []uint16 // queues to kick once new entries are submitted
+	sweeps    uint32   // sweeps done (see sweep)
+	lastSweep time.Time
+	entries   []*ringEntry // registered by this thread, by id; only it reads them until it ends
+	sc        loopScratch
 
 	mu       sync.Mutex
 	commits  []*ringEntry // answered entries for the owner to commit
@@ -104,10 +120,15 @@ type ringSet struct {
 	requests    atomic.Uint64 // served through the ring
 	queues      int
 	refused     sync.Once
+	proceed     chan bool // to the threads: register and serve, or end
 
-	entriesMu sync.Mutex                   // serialises registrations
-	entries   atomic.Pointer[[]*ringEntry] // by id; copied on growth
-	free      []atomic.Int32               // per queue: entries waiting in the kernel
+	free []atomic.Int32 // per queue: entries waiting in the kernel
+	held atomic.Int32   // entries holding a request not yet answered
+
+	selfPID     uint32
+	kickers     []chan struct{} // per queue, nil where no kicker runs
+	kickersDone sync.WaitGroup
+	kickUnique  []atomic.Uint64 // per queue: the newest kick request seen
 
 	// mu keeps entries' memory mapped while replies are copied in:
 	// stop unmaps it once closed is set.
@@ -121,7 +142,8 @@ type ringSet struct {
 }
 
 // ringCapability is what INIT asks the kernel for: FUSE over io_uring
-// unless the options turn it off.
+// unless the options turn it off (markReady drops it from the reply if
+// the ring could not be prepared).
 func ringCapability(opts Options) uint64 {
 	if opts.NoIOURing {
 		return 0
@@ -161,7 +183,7 @@ func (s *Server) Transport() string {
 }
 
 // ringQueues reads how many queues the kernel's ring has: one per
-// possible CPU.
+// possible CPU (num_possible_cpus, a count).
 func ringQueues() (int, error) {
 	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
 	if err != nil {
@@ -173,28 +195,32 @@ func ringQueues() (int, error) {
 		if !isRange {
 			hi = lo
 		}
-		h, err := strconv.Atoi(hi)
-		if err != nil {
+		l, err1 := strconv.Atoi(lo)
+		h, err2 := strconv.Atoi(hi)
+		if err1 != nil || err2 != nil || h < l {
 			return 0, fmt.Errorf("/sys/devices/system/cpu/possible: %q", b)
 		}
-		if _, err := strconv.Atoi(lo); err != nil {
-			return 0, fmt.Errorf("/sys/devices/system/cpu/possible: %q", b)
-		}
-		n = max(n, h+1)
+		n += h - l + 1
+	}
+	if n <= 0 || n > 1<<16 {
+		return 0, fmt.Errorf("/sys/devices/system/cpu/possible: %q", b)
 	}
 	return n, nil
 }
 
-// startRing sets up FUSE over io_uring after INIT negotiated it. It
-// returns once every queue has entries registered (or setting up failed,
-// and then requests simply keep coming through /dev/fuse).
-func (s *Server) startRing() error {
+// prepareRing sets up, before the mount, everything of FUSE over io_uring
+// that can fail: the rings, their threads, the wake-up eventfds and the
+// first entries of every queue. INIT then asks for the ring only if this
+// succeeded (see markReady): once the kernel has agreed to it at INIT, it
+// holds every new request until all queues have entries, so a ring that
+// failed to start after INIT would hang the mount.
+func (s *Server) prepareRing() error {
 	nq, err := ringQueues()
 	if err != nil {
 		return fmt.Errorf("counting CPUs: %w", err)
 	}
-	rs := &ringSet{s: s, payloadSize: maxWrite, queues: nq, free: make([]atomic.Int32, nq)}
-	rs.entries.Store(new([]*ringEntry))
+	rs := &ringSet{s: s, payloadSize: ringPayloadSize(), queues: nq, free: make([]atomic.Int32, nq),
+		kickUnique: make([]atomic.Uint64, nq), selfPID: uint32(os.Getpid())}
 	for i := range rs.shards {
 		rs.shards[i].m = make(map[uint64]*ringEntry)
 	}
@@ -211,12 +237,13 @@ func (s *Server) startRing() error {
 		}
 	}
 	if len(rs.threads) == 0 {
-		t := newRingThread(rs, -1)
-		rs.threads = append(rs.threads, t)
+		rs.threads = append(rs.threads, newRingThread(rs, -1))
 	}
 	for q := 0; q < nq; q++ {
 		t := owner[q]
 		if t == nil {
+			// A CPU the daemon may not run on: a client there
+			// still uses its queue, served from another CPU.
 			t = rs.threads[q%len(rs.threads)]
 		}
 		t.qids = append(t.qids, uint16(q))
@@ -229,15 +256,10 @@ func (s *Server) startRing() error {
 		}
 		t.wakeFd = fd
 	}
-	// Requests can come through the ring as soon as every queue has an
-	// entry, so the set is in place before the threads register any;
-	// they register only once all of them have set up, so that a
-	// failure leaves the kernel with no entries at all.
-	s.ring.Store(rs)
 	started := make(chan error, len(rs.threads))
-	proceed := make(chan bool)
+	rs.proceed = make(chan bool)
 	for _, t := range rs.threads {
-		go t.run(started, proceed)
+		go t.run(started, rs.proceed)
 	}
 	var errs []error
 	for range rs.threads {
@@ -245,19 +267,40 @@ func (s *Server) startRing() error {
 			errs = append(errs, err)
 		}
 	}
-	ok := len(errs) == 0
+	if len(errs) > 0 {
+		rs.launch(false)
+		return errors.Join(errs...)
+	}
+	s.ringPrep = rs
+	return nil
+}
+
+// launch lets the prepared threads register their entries and serve
+// (INIT agreed to the ring), or ends them.
+func (rs *ringSet) launch(ok bool) {
+	if ok {
+		// Requests can come through the ring as soon as every queue
+		// has an entry: the set is in place before any is registered.
+		rs.s.ring.Store(rs)
+	}
 	for range rs.threads {
-		proceed <- ok
+		rs.proceed <- ok
 	}
 	if !ok {
-		s.ring.Store(nil)
 		for _, t := range rs.threads {
 			<-t.done
 		}
 		rs.unmap()
-		return errors.Join(errs...)
+		return
 	}
-	return nil
+	rs.startKickers()
+}
+
+// ringPayloadSize is the payload buffer of an entry: the kernel wants room
+// for max_write and for max_pages pages.
+func ringPayloadSize() int {
+	page := os.Getpagesize()
+	return (maxWrite + page - 1) / page * page
 }
 
 // stop ends the threads; they close their rings, which cancels what the
@@ -271,6 +314,8 @@ func (rs *ringSet) stop() {
 	for _, t := range rs.threads {
 		<-t.done
 	}
+	// The connection has ended: a kick under way fails at once.
+	rs.stopKickers()
 	rs.unmap()
 }
 
@@ -280,9 +325,11 @@ func (rs *ringSet) unmap() {
 	rs.mu.Lock()
 	rs.closed = true
 	rs.mu.Unlock()
-	for _, e := range *rs.entries.Load() {
-		unix.Munmap(e.payload)
-		e.payload = nil
+	for _, t := range rs.threads {
+		for _, e := range t.entries {
+			unix.Munmap(e.payload)
+			e.payload = nil
+		}
 	}
 	for _, t := range rs.threads {
 		if t.wakeFd >= 0 {
@@ -320,6 +367,7 @@ func (rs *ringSet) reply(e *ringEntry, iov [][]byte) {
 	if rs.closed {
 		return
 	}
+	e.mu.Lock()
 	hdrDone, n := 0, 0
 	for _, b := range iov {
 		if hdrDone < outHeaderSize {
@@ -330,231 +378,11 @@ func (rs *ringSet) reply(e *ringEntry, iov [][]byte) {
 		n += copy(e.payload[n:], b)
 	}
 	ne.PutUint32(e.hdr[ringPayloadSz:], uint32(n))
+	e.dirty = max(e.dirty, n)
+	e.held = false
+	e.mu.Unlock()
+	rs.held.Add(-1)
 	e.t.commit(e)
-}
-
-// commit queues an answered entry for its owner t to commit, waking t if
-// it sleeps.
-//
-// Only the owner commits. The kernel would take the commit from any ring,
-// but the entry's next request would then complete on that ring: a
-// client's requests would be served by a thread on the other CPU, which
-// halved W1 in measurements. Handing the entry to its owner costs a
-// wake-up of the owner only when it sleeps.
-func (t *ringThread) commit(e *ringEntry) {
-	t.mu.Lock()
-	t.commits = append(t.commits, e)
-	t.mu.Unlock()
-	if t.sleeping.Load() && t.sleeping.Swap(false) {
-		t.wake()
-	}
-}
-
-// wake interrupts the owner's wait in io_uring_enter: its ring has a read
-// of the eventfd pending.
-func (t *ringThread) wake() {
-	if t.wakeFd < 0 {
-		return
-	}
-	one := [8]byte{1}
-	unix.Write(t.wakeFd, one[:])
-}
-
-// run is the owner thread's life: set up, report to started, wait for
-// proceed, serve.
-func (t *ringThread) run(started chan<- error, proceed <-chan bool) {
-	defer close(t.done)
-	// The ring's submissions must come from this thread (SINGLE_ISSUER),
-	// and its requests come from processes on t.cpu: pin it there.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if t.cpu >= 0 {
-		var set unix.CPUSet
-		set.Set(t.cpu)
-		_ = unix.SchedSetaffinity(0, &set) // locality only; serving works anywhere
-	}
-	err := t.setup()
-	started <- err
-	if ok := <-proceed; ok && err == nil {
-		t.serve()
-	}
-	t.teardown()
-}
-
-// setup creates the ring and queues, unsubmitted, the wake-up read and the
-// registration of each queue's first entries.
-func (t *ringThread) setup() error {
-	r, err := uring.New(ringSQEntries, ringCQEntries)
-	if err != nil {
-		return err
-	}
-	t.ring = r
-	t.armWake()
-	for _, q := range t.qids {
-		for range ringMinFree {
-			if err := t.register(q); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// armWake queues a read of the eventfd: commit's wake completes it.
-func (t *ringThread) armWake() {
-	e := t.sqe()
-	e.Opcode = uring.OpRead
-	e.Fd = int32(t.wakeFd)
-	e.Addr = uint64(uintptr(unsafe.Pointer(&t.wakeBuf[0])))
-	e.Len = uint32(len(t.wakeBuf))
-	e.SetOffset(-1)
-	e.UserData = ringWakeUserData
-}
-
-// sqe returns a submission entry, submitting what is queued to make room.
-func (t *ringThread) sqe() *uring.SQE {
-	for {
-		if e := t.ring.NextSQE(); e != nil {
-			return e
-		}
-		if err := t.ring.Enter(0); err != nil {
-			t.rs.s.log.Error("io_uring submit failed", "err", err)
-		}
-	}
-}
-
-// register adds a new entry to queue q.
-func (t *ringThread) register(q uint16) error {
-	payload, err := unix.Mmap(-1, 0, t.rs.payloadSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		return fmt.Errorf("FUSE ring entry buffer: %w", err)
-	}
-	e := &ringEntry{t: t, qid: q, hdr: make([]byte, ringHeaderSize), payload: payload}
-	e.iov[0].Base, e.iov[1].Base = &e.hdr[0], &e.payload[0]
-	e.iov[0].SetLen(len(e.hdr))
-	e.iov[1].SetLen(len(e.payload))
-	rs := t.rs
-	rs.entriesMu.Lock()
-	old := *rs.entries.Load()
-	e.id = uint64(len(old))
-	grown := append(old[:len(old):len(old)], e)
-	rs.entries.Store(&grown)
-	rs.entriesMu.Unlock()
-	s := t.sqe()
-	s.Opcode = uring.OpURingCmd
-	s.Fd = int32(t.rs.s.fd)
-	s.CmdOp = uringCmdRegister
-	s.Addr = uint64(uintptr(unsafe.Pointer(&e.iov[0])))
-	s.Len = 2
-	s.UserData = e.id
-	ne.PutUint16(s.Cmd[16:], q) // struct fuse_uring_cmd_req: flags, commit_id, qid
-	rs.free[q].Add(1)
-	return nil
-}
-
-// commitSQE queues the commit of an answered entry, which also makes it
-// wait for the next request.
-func (t *ringThread) commitSQE(e *ringEntry) {
-	s := t.sqe()
-	s.Opcode = uring.OpURingCmd
-	s.Fd = int32(t.rs.s.fd)
-	s.CmdOp = uringCmdCommitAndFetch
-	s.UserData = e.id
-	ne.PutUint64(s.Cmd[8:], ne.Uint64(e.hdr[ringCommitID:]))
-	ne.PutUint16(s.Cmd[16:], e.qid)
-	t.rs.free[e.qid].Add(1)
-}
-
-// takeCommits moves the entries answered so far to submissions.
-func (t *ringThread) takeCommits() bool {
-	t.mu.Lock()
-	list := t.commits
-	t.commits = nil
-	t.mu.Unlock()
-	for i, e := range list {
-		t.commitSQE(e)
-		list[i] = nil
-	}
-	return len(list) > 0
-}
-
-func (t *ringThread) serve() {
-	log := t.rs.s.log
-	for !t.stop.Load() {
-		t.takeCommits()
-		// A parked request holds its entry: keep entries free for
-		// the requests that will answer it.
-		for _, q := range t.qids {
-			for t.rs.free[q].Load() < ringMinFree {
-				if err := t.register(q); err != nil {
-					log.Error("FUSE ring: cannot add an entry", "queue", q, "err", err)
-					break
-				}
-			}
-		}
-		t.sleeping.Store(true)
-		t.mu.Lock()
-		pending := len(t.commits) > 0
-		t.mu.Unlock()
-		wait := uint32(1)
-		if pending || t.stop.Load() {
-			wait = 0
-		}
-		err := t.ring.Enter(wait)
-		t.sleeping.Store(false)
-		if err != nil {
-			if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EAGAIN) {
-				runtime.Gosched()
-			} else {
-				log.Error("FUSE ring stopped", "cpu", t.cpu, "err", err)
-				return
-			}
-		}
-		t.ring.Reap(t.complete)
-	}
-}
-
-// complete handles one completion: a request in an entry, or a wake-up.
-func (t *ringThread) complete(c *uring.CQE) {
-	if c.UserData == ringWakeUserData {
-		if !t.stop.Load() {
-			t.armWake()
-		}
-		return
-	}
-	entries := *t.rs.entries.Load()
-	if c.UserData >= uint64(len(entries)) {
-		return
-	}
-	e := entries[c.UserData]
-	t.rs.free[e.qid].Add(-1)
-	if c.Res < 0 {
-		// The connection ended (ENOTCONN), or a commit found its
-		// request gone: the entry is out of the kernel's hands. A
-		// registration the kernel refused leaves the ring unready, and
-		// requests keep coming through /dev/fuse.
-		errno := syscall.Errno(-c.Res)
-		switch {
-		case errno == unix.ENOTCONN || errno == unix.ECANCELED:
-		case !e.used:
-			t.rs.refused.Do(func() {
-				t.rs.s.log.Warn("the kernel refused FUSE over io_uring; serving through /dev/fuse", "err", errno)
-			})
-			t.stop.Store(true)
-		default:
-			t.rs.s.log.Debug("FUSE ring entry failed", "queue", e.qid, "err", errno)
-		}
-		return
-	}
-	e.used = true
-	t.rs.requests.Add(1)
-	t.rs.s.serveRingEntry(e, &t.sc)
-}
-
-func (t *ringThread) teardown() {
-	if t.ring != nil {
-		t.ring.Close()
-	}
 }
 
 // serveRingEntry serves the request the kernel put in e.
@@ -571,12 +399,5 @@ func (s *Server) serveRingEntry(e *ringEntry, sc *loopScratch) {
 	s.ring.Load().put(h.Unique, e)
 	opIn := e.hdr[ringOpIn : ringOpIn+arg0]
 	payload := e.payload[:psz]
-	s.dispatch(request{h: h, opIn: opIn, payload: payload, raw: [][]byte{e.hdr[:inHeaderSize], opIn, payload}, ring: true}, sc)
-}
-
-func newRingThread(rs *ringSet, cpu int) *ringThread {
-	return &ringThread{
-		rs: rs, cpu: cpu, wakeFd: -1, done: make(chan struct{}),
-		sc: loopScratch{out: make([]byte, reqBufSize)},
-	}
+	s.dispatch(request{h: h, opIn: opIn, payload: payload, hdr: e.hdr[:inHeaderSize], ring: true}, sc)
 }

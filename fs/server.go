@@ -43,7 +43,8 @@ type Server struct {
 
 	linkMu sync.Mutex // guards every pipeNode.link
 
-	ring atomic.Pointer[ringSet] // FUSE over io_uring, when in use
+	ring     atomic.Pointer[ringSet] // FUSE over io_uring, when in use
+	ringPrep *ringSet                // prepared before INIT (see prepareRing)
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -124,6 +125,12 @@ func (s *Server) Mount() error {
 		return err
 	}
 	s.fd, s.viaHelper = fd, viaHelper
+	if !s.opts.NoIOURing {
+		// Before INIT is read: see prepareRing.
+		if err := s.prepareRing(); err != nil {
+			s.log.Warn("FUSE over io_uring unavailable; serving through /dev/fuse", "err", err)
+		}
+	}
 	// One goroutine serves INIT; the others start once it is answered
 	// (see markReady), because go-fuse's protocol server records the
 	// negotiated settings there and reads them for every later request.
@@ -156,11 +163,11 @@ func (s *Server) Mount() error {
 // if INIT negotiated it (flags are those of the reply).
 func (s *Server) markReady(flags uint64) {
 	s.readyOnce.Do(func() {
-		if flags&capOverIOURing != 0 {
-			if err := s.startRing(); err != nil {
-				s.log.Warn("FUSE over io_uring unavailable; serving through /dev/fuse", "err", err)
-			} else {
-				s.log.Info("serving through FUSE over io_uring", "queues", s.ring.Load().queues)
+		if rs := s.ringPrep; rs != nil {
+			ok := flags&capOverIOURing != 0
+			rs.launch(ok)
+			if ok {
+				s.log.Info("serving through FUSE over io_uring", "queues", rs.queues)
 			}
 		}
 		for i := 1; i < s.opts.Readers; i++ {

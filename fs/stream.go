@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"bytes"
 	"errors"
 	"syscall"
 
@@ -28,8 +29,15 @@ const (
 // loopScratch is per request-loop goroutine memory, reused by every request
 // it serves so that the data path does not allocate.
 type loopScratch struct {
-	parts [][]byte
-	out   []byte // reply buffer for requests handed to go-fuse
+	parts  [][]byte
+	out    []byte    // reply buffer for requests handed to go-fuse
+	outIov [1][]byte // {out}
+	raw    [3][]byte // a ring request's pieces, for go-fuse
+}
+
+func newLoopScratch() loopScratch {
+	out := make([]byte, reqBufSize)
+	return loopScratch{out: out, outIov: [1][]byte{out}}
 }
 
 func (s *Server) serveRead(unique uint64, in readIn, sc *loopScratch) {
@@ -99,8 +107,9 @@ func (s *Server) serveWrite(unique uint64, in readIn, data []byte, fromRing bool
 		if fromRing {
 			// A link command can wait for an unlink to settle, and
 			// this thread is the only one serving its CPU's
-			// requests; data stays valid in the ring entry until
-			// the reply.
+			// requests. The copy outlives the ring entry's buffer,
+			// which is unmapped when the connection ends.
+			data = bytes.Clone(data)
 			go ctl()
 		} else {
 			ctl()

@@ -10,32 +10,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// System call numbers; the same on every Linux architecture (they are in
-// the generic table).
 const (
-	sysSetup = 425
-	sysEnter = 426
+	sysSetup = unix.SYS_IO_URING_SETUP
+	sysEnter = unix.SYS_IO_URING_ENTER
 )
 
 // Setup flags, opcodes and offsets from include/uapi/linux/io_uring.h.
 const (
-	setupCQSize        = 1 << 3
-	setupSubmitAll     = 1 << 7
-	setupCoopTaskrun   = 1 << 8
-	setupSQE128        = 1 << 10
-	setupSingleIssuer  = 1 << 12
-	setupDeferTaskrun  = 1 << 13
-	featSingleMmap     = 1 << 0
-	enterGetEvents     = 1 << 0
-	offSQRing          = 0
-	offSQEs            = 0x10000000
-	sqeSize            = 128
-	cqeSize            = 16
-	OpRead             = 22
-	OpURingCmd         = 46
-	cmdAreaSize        = 80
-	sqeCmdAreaOffset   = 48
-	sqeStructSizeCheck = sqeSize - unsafe.Sizeof(SQE{})
+	setupCQSize       = 1 << 3
+	setupSubmitAll    = 1 << 7
+	setupSQE128       = 1 << 10
+	setupSingleIssuer = 1 << 12
+	setupDeferTaskrun = 1 << 13
+	featSingleMmap    = 1 << 0
+	enterGetEvents    = 1 << 0
+	offSQRing         = 0
+	offSQEs           = 0x10000000
+	sqeSize           = 128
+	cqeSize           = 16
+	OpRead            = 22
+	OpURingCmd        = 46
+	cmdAreaSize       = 80
+	sqeCmdAreaOffset  = 48
 )
 
 // SQE is a 128-byte submission queue entry (struct io_uring_sqe with the
@@ -57,7 +53,14 @@ type SQE struct {
 	Cmd         [cmdAreaSize]byte // addr3 and beyond: the URING_CMD area
 }
 
-var _ [sqeStructSizeCheck]struct{} // SQE is exactly 128 bytes
+// The kernel's layouts, checked at compile time: both sizes must match
+// exactly (a negative array length fails either way).
+var (
+	_ [0]struct{} = [sqeSize - unsafe.Sizeof(SQE{})]struct{}{}
+	_ [0]struct{} = [unsafe.Sizeof(SQE{}) - sqeSize]struct{}{}
+	_ [0]struct{} = [120 - unsafe.Sizeof(params{})]struct{}{}
+	_ [0]struct{} = [unsafe.Sizeof(params{}) - 120]struct{}{}
+)
 
 // SetOffset sets the file offset of a read or write; -1 means the file's
 // current position.
