@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The two ways requests reach the daemon: FUSE over io_uring where the
@@ -112,6 +115,69 @@ func TestTransports(t *testing.T) {
 				sort.Strings(want)
 				if strings.Join(got, " ") != strings.Join(want, " ") {
 					t.Fatalf("%d parked readers got %q, want each of %q once", n, got, want)
+				}
+			})
+
+			// A burst: a hundred threads on one CPU read at the
+			// same moment, more than the ring has entries for that
+			// CPU's queue. The kernel queues those it has no entry
+			// for; they must all be served, and all park.
+			t.Run("burst of readers on one CPU", func(t *testing.T) {
+				py := requirePython(t)
+				const n = 100
+				m.mkdir(t, "burst")
+				const script = `
+import os, sys, threading
+n, path, cpu = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+os.sched_setaffinity(0, {cpu})
+bar = threading.Barrier(n)
+def read():
+    fd = os.open(path, os.O_RDONLY)
+    bar.wait()
+    os.write(1, os.read(fd, 64))  # one line, one write(2): threads do not interleave
+threads = [threading.Thread(target=read) for _ in range(n)]
+for th in threads: th.start()
+for th in threads: th.join()
+`
+				var cpus unix.CPUSet
+				if err := unix.SchedGetaffinity(0, &cpus); err != nil || cpus.Count() < 2 {
+					t.Skip("needs two CPUs: the burst on one, the checks from another")
+				}
+				burstCPU, otherCPU := -1, -1
+				for c := 0; otherCPU < 0; c++ {
+					if cpus.IsSet(c) {
+						if burstCPU < 0 {
+							burstCPU = c
+						} else {
+							otherCPU = c
+						}
+					}
+				}
+				p := m.start(t, py, "-c", script, strconv.Itoa(n), m.path("burst/out"), strconv.Itoa(burstCPU))
+				// Watched from the other CPU only: a request from the
+				// burst's CPU would commit an entry of its queue, and
+				// take a queued read with it.
+				deadline := time.Now().Add(failAfter)
+				for {
+					st, _, _ := m.exec(t, "taskset", "-c", strconv.Itoa(otherCPU), "cat", m.path("burst/ctl"))
+					if ctlLine(st, "readers") == "readers "+strconv.Itoa(n) {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("after %v, %d readers of a burst on CPU %d: ctl says %q", failAfter, n, burstCPU, ctlLine(st, "readers"))
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				m.sh(t, `i=0; while [ $i -lt `+strconv.Itoa(n)+` ]; do i=$((i+1)); echo "b$i"; done | taskset -c `+strconv.Itoa(otherCPU)+` tee "$M/burst/in" >/dev/null`)
+				got := strings.Fields(p.waitOK(t))
+				sort.Strings(got)
+				var want []string
+				for i := 1; i <= n; i++ {
+					want = append(want, "b"+strconv.Itoa(i))
+				}
+				sort.Strings(want)
+				if strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Fatalf("%d readers of a burst got %q, want each of %q once", n, got, want)
 				}
 			})
 		})

@@ -59,6 +59,7 @@ const (
 
 	ringMinFree      = 4    // entries each queue keeps waiting for requests
 	ringGrowBy       = 8    // entries registered at once when a queue runs low
+	ringGrowBurst    = 64   // ... and when it ran out
 	ringSQEntries    = 64   // submissions per io_uring_enter at most
 	ringCQEntries    = 4096 // completions; the kernel buffers any overflow
 	ringWakeUserData = ^uint64(0)
@@ -125,10 +126,13 @@ type ringSet struct {
 	free []atomic.Int32 // per queue: entries waiting in the kernel
 	held atomic.Int32   // entries holding a request not yet answered
 
-	selfPID     uint32
-	kickers     []chan struct{} // per queue, nil where no kicker runs
-	kickersDone sync.WaitGroup
+	kicks       sync.WaitGroup // kick threads and the watchdog
+	stopWatch   chan struct{}
+	kicking     []atomic.Int32  // per queue: kicks under way
 	kickUnique  []atomic.Uint64 // per queue: the newest kick request seen
+	kickThreads atomic.Int32    // len(kickTids)
+	kickMu      sync.Mutex
+	kickTids    map[uint32]struct{}
 
 	// mu keeps entries' memory mapped while replies are copied in:
 	// stop unmaps it once closed is set.
@@ -220,7 +224,7 @@ func (s *Server) prepareRing() error {
 		return fmt.Errorf("counting CPUs: %w", err)
 	}
 	rs := &ringSet{s: s, payloadSize: ringPayloadSize(), queues: nq, free: make([]atomic.Int32, nq),
-		kickUnique: make([]atomic.Uint64, nq), selfPID: uint32(os.Getpid())}
+		kickUnique: make([]atomic.Uint64, nq), kicking: make([]atomic.Int32, nq), kickTids: make(map[uint32]struct{})}
 	for i := range rs.shards {
 		rs.shards[i].m = make(map[uint64]*ringEntry)
 	}
@@ -293,7 +297,9 @@ func (rs *ringSet) launch(ok bool) {
 		rs.unmap()
 		return
 	}
-	rs.startKickers()
+	rs.stopWatch = make(chan struct{})
+	rs.kicks.Add(1)
+	go rs.watch(rs.stopWatch)
 }
 
 // ringPayloadSize is the payload buffer of an entry: the kernel wants room
@@ -315,7 +321,10 @@ func (rs *ringSet) stop() {
 		<-t.done
 	}
 	// The connection has ended: a kick under way fails at once.
-	rs.stopKickers()
+	if rs.stopWatch != nil {
+		close(rs.stopWatch)
+	}
+	rs.kicks.Wait()
 	rs.unmap()
 }
 

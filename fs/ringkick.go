@@ -3,6 +3,7 @@ package fs
 import (
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,8 +23,46 @@ import (
 // commits an entry, which takes the oldest queued request with it. A
 // request that arrives on the queue after a kick but is older than it
 // (its unique is smaller: it was queued) asks for another kick, until
-// none is left behind. The daemon's own requests are recognised by its
-// pid; it makes no others on its mount.
+// none is left behind. The kick threads' requests are recognised by
+// their thread IDs.
+
+// ringWatchEvery is how often the watchdog kicks every queue while
+// requests are held. It is the safety net under the kicks on exhaustion:
+// the daemon's count of a queue's waiting entries is ahead of the
+// kernel's while registrations and completions are on their way, so a
+// burst can run a queue dry unseen. A request left queued that way waits
+// for the next tick at most.
+const ringWatchEvery = time.Second
+
+// watch runs the watchdog until stop is closed.
+func (rs *ringSet) watch(stop <-chan struct{}) {
+	defer rs.kicks.Done()
+	tick := time.NewTicker(ringWatchEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		if rs.held.Load() == 0 {
+			continue // nothing parked: a queued request would not stay queued
+		}
+		for q := range rs.queues {
+			rs.startKick(uint16(q))
+		}
+	}
+}
+
+// startKick starts a kick of queue q unless ringKickers are under way.
+func (rs *ringSet) startKick(q uint16) {
+	if rs.kicking[q].Add(1) > ringKickers {
+		rs.kicking[q].Add(-1)
+		return
+	}
+	rs.kicks.Add(1)
+	go rs.kick(q)
+}
 
 // wantKick asks for a kick of queue q once the thread has submitted its
 // new entries.
@@ -36,25 +75,28 @@ func (t *ringThread) wantKick(q uint16) {
 	t.kicks = append(t.kicks, q)
 }
 
-// sendKicks signals the kickers of the queues that asked, after the
+// sendKicks starts the kicks the queues asked for, after the
 // registrations that give their requests somewhere to go were submitted.
+// Each kick is a thread of its own, up to ringKickers per queue at once: a
+// kick's requests can themselves be queued by the kernel when a burst is
+// still arriving, and a later kick must not wait for it (once taken from
+// the queue, a kick's request is answered at once, and its commit takes
+// the next queued request: the queue drains).
 func (t *ringThread) sendKicks() {
 	for _, q := range t.kicks {
-		if k := t.rs.kickers[q]; k != nil {
-			select {
-			case k <- struct{}{}:
-			default: // one is pending already
-			}
-		}
+		t.rs.startKick(q)
 	}
 	t.kicks = t.kicks[:0]
 }
+
+// ringKickers bounds the kicks of one queue under way at once.
+const ringKickers = 4
 
 // noteRequest checks a request that came through queue q for kicks: the
 // kicker's own (remember its number) and stragglers (ask for another).
 func (t *ringThread) noteRequest(q uint16, h inHeader) {
 	rs := t.rs
-	if h.PID == rs.selfPID {
+	if rs.isKicker(h.PID) {
 		if h.Unique > rs.kickUnique[q].Load() {
 			rs.kickUnique[q].Store(h.Unique)
 		}
@@ -65,55 +107,52 @@ func (t *ringThread) noteRequest(q uint16, h inHeader) {
 	}
 }
 
-// startKickers starts a kicker for each queue; one whose CPU it cannot
-// run on (offline, or outside the daemon's cgroup) ends at once, and its
-// queue goes unkicked.
-func (rs *ringSet) startKickers() {
-	rs.kickers = make([]chan struct{}, rs.queues)
-	for q := range rs.queues {
-		k := make(chan struct{}, 1)
-		rs.kickers[q] = k
-		rs.kickersDone.Add(1)
-		go rs.kicker(q, k)
+// isKicker reports whether tid, the thread a request came from (FUSE
+// tells the thread, not the process), is one of the kick threads.
+func (rs *ringSet) isKicker(tid uint32) bool {
+	if rs.kickThreads.Load() == 0 {
+		return false
 	}
+	rs.kickMu.Lock()
+	_, ok := rs.kickTids[tid]
+	rs.kickMu.Unlock()
+	return ok
 }
 
-// stopKickers ends the kickers.
-func (rs *ringSet) stopKickers() {
-	for _, k := range rs.kickers {
-		if k != nil {
-			close(k)
-		}
-	}
-	rs.kickersDone.Wait()
-}
-
-func (rs *ringSet) kicker(cpu int, kick <-chan struct{}) {
-	defer rs.kickersDone.Done()
+// kick makes three requests on queue q from a thread pinned to CPU q:
+// open, read and close the root ctl.
+func (rs *ringSet) kick(q uint16) {
+	defer rs.kicks.Done()
+	defer rs.kicking[q].Add(-1)
 	// Never unlocked: a thread pinned to one CPU must not go back to
 	// the runtime's pool; it ends with the goroutine.
 	runtime.LockOSThread()
 	var set unix.CPUSet
-	set.Set(cpu)
+	set.Set(int(q))
 	if unix.SchedSetaffinity(0, &set) != nil {
-		for range kick {
-		}
-		return // its requests would not reach queue cpu
+		return // offline, or outside the daemon's cgroup: no client runs there either
 	}
-	ctl := filepath.Join(rs.s.mountpoint, "ctl")
+	// Plain system calls, not package os: os.Open registers the
+	// descriptor with the runtime's poller, whose epoll_ctl asks this
+	// very daemon for FUSE_POLL while holding one of its Ps. The file
+	// is not kept open, which would keep the mount busy.
+	tid := uint32(unix.Gettid())
+	rs.kickMu.Lock()
+	rs.kickTids[tid] = struct{}{}
+	rs.kickMu.Unlock()
+	rs.kickThreads.Add(1)
+	defer func() {
+		rs.kickThreads.Add(-1)
+		rs.kickMu.Lock()
+		delete(rs.kickTids, tid)
+		rs.kickMu.Unlock()
+	}()
+	fd, err := unix.Open(filepath.Join(rs.s.mountpoint, "ctl"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		rs.s.log.Debug("FUSE ring kick failed", "queue", q, "err", err)
+		return
+	}
 	var buf [512]byte
-	for range kick {
-		// Open, read and close: three requests, three commits. The
-		// file is not kept open, which would keep the mount busy.
-		// Plain system calls, not package os: os.Open registers the
-		// descriptor with the runtime's poller, whose epoll_ctl asks
-		// this very daemon for FUSE_POLL while holding one of its Ps.
-		fd, err := unix.Open(ctl, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			rs.s.log.Debug("FUSE ring kick failed", "cpu", cpu, "err", err)
-			continue
-		}
-		_, _ = unix.Read(fd, buf[:])
-		unix.Close(fd)
-	}
+	_, _ = unix.Read(fd, buf[:])
+	unix.Close(fd)
 }

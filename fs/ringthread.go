@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"syscall"
 	"time"
 	"unsafe"
@@ -175,7 +176,12 @@ func (t *ringThread) serve() {
 			if t.rs.free[q].Load() >= ringMinFree {
 				continue
 			}
-			for range ringGrowBy {
+			grow := ringGrowBy
+			if slices.Contains(t.kicks, q) {
+				// It ran out: a burst may still be arriving.
+				grow = ringGrowBurst
+			}
+			for range grow {
 				if err := t.register(q); err != nil {
 					log.Error("FUSE ring: cannot add an entry", "queue", q, "err", err)
 					break
