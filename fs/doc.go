@@ -19,8 +19,11 @@
 //
 // dir_ops.go serves the namespace, open_ops.go opening and closing,
 // stream.go the data path of `in` and `out`, status.go the `ctl` and
-// `pending` files, loop.go the request loop, park.go parked requests and
-// interrupts, mount_linux.go mounting, and server.go ties them together.
+// `pending` files, loop.go the /dev/fuse request loop, ring.go,
+// ringthread.go and ringkick.go FUSE over io_uring (per-CPU rings, where
+// the kernel offers them; package uring holds the io_uring calls),
+// park.go parked requests and interrupts, mount_linux.go mounting, and
+// server.go ties them together.
 //
 // Errors inside the package are the engine's sentinel errors; they become
 // errnos in one place, errno.go.
