@@ -37,7 +37,14 @@ func TestByeAfterWhatCameBefore(t *testing.T) {
 			l, _, ea, eb := linkPair(t, 1<<20, 1<<30)
 			ea.sendN("a", n)
 			if taken {
-				waitFor(t, "every message taken", func() bool { out, _, _ := ea.counts(); return out == 0 })
+				// Taken and handed to the session: a batch the puller
+				// has taken from the pipe but not yet handed over when
+				// disconnect comes can still go after the BYE (a race
+				// known and left; see the session-2 closing note).
+				waitFor(t, "every message taken", func() bool {
+					out, _, _ := ea.counts()
+					return out == 0 && l.Stats().Sent >= n
+				})
 			}
 			l.Disconnect("")
 			ea.sendN("b", 10)
