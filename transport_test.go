@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,15 +108,7 @@ func TestTransports(t *testing.T) {
 				for _, r := range readers {
 					got = append(got, strings.TrimSuffix(r.waitOK(t), "\n"))
 				}
-				sort.Strings(got)
-				var want []string
-				for i := 1; i <= n; i++ {
-					want = append(want, "m"+strconv.Itoa(i))
-				}
-				sort.Strings(want)
-				if strings.Join(got, " ") != strings.Join(want, " ") {
-					t.Fatalf("%d parked readers got %q, want each of %q once", n, got, want)
-				}
+				wantEachOnce(t, "parked readers", got, "m", n)
 			})
 
 			// A burst: a hundred threads on one CPU read at the
@@ -169,17 +162,24 @@ for th in threads: th.join()
 					time.Sleep(10 * time.Millisecond)
 				}
 				m.sh(t, `i=0; while [ $i -lt `+strconv.Itoa(n)+` ]; do i=$((i+1)); echo "b$i"; done | taskset -c `+strconv.Itoa(otherCPU)+` tee "$M/burst/in" >/dev/null`)
-				got := strings.Fields(p.waitOK(t))
-				sort.Strings(got)
-				var want []string
-				for i := 1; i <= n; i++ {
-					want = append(want, "b"+strconv.Itoa(i))
-				}
-				sort.Strings(want)
-				if strings.Join(got, " ") != strings.Join(want, " ") {
-					t.Fatalf("%d readers of a burst got %q, want each of %q once", n, got, want)
-				}
+				wantEachOnce(t, "readers of a burst", strings.Fields(p.waitOK(t)), "b", n)
 			})
 		})
+	}
+}
+
+// wantEachOnce checks that readers got the messages prefix1..prefixN, each
+// exactly once, in any order.
+func wantEachOnce(t *testing.T, who string, got []string, prefix string, n int) {
+	t.Helper()
+	want := make([]string, 0, n)
+	for i := 1; i <= n; i++ {
+		want = append(want, prefix+strconv.Itoa(i))
+	}
+	got = slices.Clone(got)
+	sort.Strings(got)
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d %s got %q, want each of %q once", n, who, got, want)
 	}
 }
