@@ -96,14 +96,15 @@ type ringThread struct {
 	cpu  int // -1: not pinned
 	qids []uint16
 
-	ring      *uring.Ring
-	wakeFd    int
-	wakeBuf   [8]byte
-	kicks     []uint16 // queues to kick once new entries are submitted
-	sweeps    uint32   // sweeps done (see sweep)
-	lastSweep time.Time
-	entries   []*ringEntry // registered by this thread, by id; only it reads them until it ends
-	sc        loopScratch
+	ring        *uring.Ring
+	wakeFd      int
+	wakeBuf     [8]byte
+	kicks       []uint16 // queues to kick once new entries are submitted
+	sweeps      uint32   // sweeps done (see sweep)
+	growFailing bool     // the last registration failed (logged once)
+	lastSweep   time.Time
+	entries     []*ringEntry // registered by this thread, by id; only it reads them until it ends
+	sc          loopScratch
 
 	mu       sync.Mutex
 	commits  []*ringEntry // answered entries for the owner to commit

@@ -104,12 +104,19 @@ func (t *ringThread) armWake() {
 
 // sqe returns a submission entry, submitting what is queued to make room.
 func (t *ringThread) sqe() *uring.SQE {
-	for {
+	for failed := false; ; {
 		if e := t.ring.NextSQE(); e != nil {
 			return e
 		}
 		if err := t.ring.Enter(0); err != nil {
-			t.rs.s.log.Error("io_uring submit failed", "err", err)
+			// The queue drains as the kernel takes entries; an error
+			// here is transient (EBUSY) or the ring's end, which the
+			// serve loop's own Enter reports. Log once, retry gently.
+			if !failed {
+				t.rs.s.log.Error("io_uring submit failed", "err", err)
+				failed = true
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}
 }
@@ -183,9 +190,15 @@ func (t *ringThread) serve() {
 			}
 			for range grow {
 				if err := t.register(q); err != nil {
-					log.Error("FUSE ring: cannot add an entry", "queue", q, "err", err)
+					// Logged once per run of failures: the loop
+					// retries at every request.
+					if !t.growFailing {
+						log.Error("FUSE ring: cannot add an entry", "queue", q, "err", err)
+					}
+					t.growFailing = true
 					break
 				}
+				t.growFailing = false
 			}
 		}
 		t.sleeping.Store(true)
