@@ -64,8 +64,21 @@ func TestTransports(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.want == "io_uring" {
 				requireRing(t)
+				if os.Geteuid() == 0 {
+					// As root the daemon switches the kernel's
+					// parameter on itself (docs/guide.md).
+					if err := os.WriteFile(ringParam, []byte("N"), 0); err != nil {
+						t.Fatalf("switching %s off for the test: %v", ringParam, err)
+					}
+					t.Cleanup(func() { os.WriteFile(ringParam, []byte("Y"), 0) })
+				}
 			}
 			m := mountPipefs(t, tc.flags...)
+			if tc.want == "io_uring" {
+				if b, _ := os.ReadFile(ringParam); strings.TrimSpace(string(b)) != "Y" {
+					t.Errorf("%s is %q after the mount, want Y", ringParam, strings.TrimSpace(string(b)))
+				}
+			}
 			m.mkdir(t, "p")
 			m.sh(t, `echo hello > "$M/p/in"`)
 			if got := m.sh(t, `head -n 1 "$M/p/out"`); got != "hello\n" {
