@@ -35,6 +35,7 @@ func (t transport) stream() bool { return t == tFIFO }
 
 // clientConfig holds the flags of every role; each role uses a few.
 type clientConfig struct {
+	sys           sysio // raw system calls unless the role blocks in many goroutines
 	kind          transport
 	send, recv    string // paths to write to and read from
 	sendFD        int    // inherited descriptors, -1 if none
@@ -84,7 +85,9 @@ func ClientMain(args []string, out io.Writer) error {
 	if !ok {
 		return fmt.Errorf("bench client: unknown role %q", args[0])
 	}
-	c := &clientConfig{}
+	// The parker blocks a read in each of many goroutines; every other
+	// role does its I/O from one (see sysio).
+	c := &clientConfig{sys: sysio{raw: args[0] != "parker"}}
 	fl := flag.NewFlagSet("bench client "+args[0], flag.ContinueOnError)
 	fl.StringVar((*string)(&c.kind), "kind", string(tPipefs), "pipefs, fifo or socket")
 	fl.StringVar(&c.send, "send", "", "path to write messages to")
@@ -163,9 +166,9 @@ func (c *clientConfig) openRecv() (int, error) {
 // record in pieces).
 func (c *clientConfig) writeMsg(fd int, m []byte) error {
 	if c.kind.stream() {
-		return writeAll(fd, m)
+		return c.sys.writeAll(fd, m)
 	}
-	return writeOnce(fd, m)
+	return c.sys.writeOnce(fd, m)
 }
 
 // readMsg receives one message of c.size bytes into buf: one read(2) for
@@ -173,10 +176,10 @@ func (c *clientConfig) writeMsg(fd int, m []byte) error {
 // stream, so its reader reads exactly one record's bytes.
 func (c *clientConfig) readMsg(fd int, buf []byte) ([]byte, error) {
 	if c.kind.stream() {
-		n, err := readFull(fd, buf[:c.size])
+		n, err := c.sys.readFull(fd, buf[:c.size])
 		return buf[:n], err
 	}
-	n, err := readOnce(fd, buf)
+	n, err := c.sys.readOnce(fd, buf)
 	if err != nil {
 		return nil, err
 	}

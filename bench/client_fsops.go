@@ -222,7 +222,7 @@ func runParker(c *clientConfig) (any, error) {
 			defer unix.Close(fd)
 			buf := make([]byte, 64)
 			for {
-				n, err := readOnce(fd, buf)
+				n, err := c.sys.readOnce(fd, buf) // not raw: many goroutines block here
 				mu.Lock()
 				switch {
 				case err != nil:

@@ -99,7 +99,7 @@ func runPong(c *clientConfig) (any, error) {
 	for n := 0; ; n++ {
 		var woke int64
 		if c.poll {
-			if err := pollIn(in); err != nil {
+			if err := c.sys.pollIn(in); err != nil {
 				return nil, err
 			}
 			woke = now()
@@ -150,7 +150,7 @@ func runPollWriter(c *clientConfig) (any, error) {
 		if err := c.writeMsg(out, msg); err != nil {
 			return nil, fmt.Errorf("message %d: %w", seq, err)
 		}
-		if _, err := readFull(c.ackFD, ack); err != nil {
+		if _, err := c.sys.readFull(c.ackFD, ack); err != nil {
 			return nil, fmt.Errorf("acknowledgement %d: %w", seq, err)
 		}
 		seq++
@@ -180,7 +180,7 @@ func runPollReader(c *clientConfig) (any, error) {
 	buf := make([]byte, c.size+1)
 	samples := make([]int64, 0, 1<<14)
 	for {
-		if err := pollIn(in); err != nil {
+		if err := c.sys.pollIn(in); err != nil {
 			return nil, err
 		}
 		woke := now()
@@ -196,7 +196,7 @@ func runPollReader(c *clientConfig) (any, error) {
 			return summarise(samples), nil
 		}
 		samples = append(samples, woke-h.stamp)
-		if err := writeAll(c.ackFD, []byte{'a'}); err != nil {
+		if err := c.sys.writeAll(c.ackFD, []byte{'a'}); err != nil {
 			return nil, fmt.Errorf("acknowledge: %w", err)
 		}
 	}

@@ -174,7 +174,7 @@ func runLineWriter(c *clientConfig) (any, error) {
 		}
 		// A block is one message per line for pipefs; a FIFO takes it
 		// as a stream.
-		if err := writeAll(fd, b); err != nil {
+		if err := c.sys.writeAll(fd, b); err != nil {
 			return nil, fmt.Errorf("write after %d lines: %w", sent, err)
 		}
 		sent += int64(len(b) / c.size)
@@ -182,7 +182,7 @@ func runLineWriter(c *clientConfig) (any, error) {
 	end := now()
 	putHeader(line, header{kind: kindEnd, id: c.id})
 	for range c.markers {
-		if err := writeAll(fd, line); err != nil {
+		if err := c.sys.writeAll(fd, line); err != nil {
 			return nil, fmt.Errorf("write end marker: %w", err)
 		}
 	}
@@ -205,7 +205,7 @@ func runLineReader(c *clientConfig) (any, error) {
 	var kind byte = 0 // first byte of the current line
 	markers := 0
 	for markers < c.markers {
-		n, err := readOnce(fd, buf)
+		n, err := c.sys.readOnce(fd, buf)
 		if err != nil {
 			return nil, fmt.Errorf("read after %d lines: %w", r.Count, err)
 		}
