@@ -35,6 +35,14 @@ func requireRing(t *testing.T) {
 	case strings.TrimSpace(string(b)) != "Y" && os.Geteuid() != 0:
 		why = ringParam + " is off and only root can switch it on"
 	}
+	// kernel.io_uring_disabled: 1 allows only privileged processes
+	// (and a group) to create rings, 2 none.
+	if d, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled"); err == nil && why == "" {
+		switch v := strings.TrimSpace(string(d)); {
+		case v == "2", v == "1" && os.Geteuid() != 0:
+			why = "io_uring is disabled here (kernel.io_uring_disabled = " + v + ")"
+		}
+	}
 	if why == "" {
 		return
 	}
