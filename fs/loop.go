@@ -63,9 +63,8 @@ type request struct {
 	h       inHeader
 	opIn    []byte
 	payload []byte
-	raw     [][]byte // the whole request, header included, for go-fuse; nil: hdr+opIn+payload
-	hdr     []byte   // the in header, when raw is nil
-	ring    bool     // came through the FUSE ring (see ring.go)
+	hdr     []byte // the in header: hdr, opIn and payload are the whole request
+	ring    bool   // came through the FUSE ring (see ring.go)
 }
 
 // dispatchDev serves a request read from /dev/fuse, where it arrives in
@@ -75,7 +74,7 @@ func (s *Server) dispatchDev(buf []byte, sc *loopScratch) {
 		s.log.Error("short request from the kernel", "len", len(buf))
 		return
 	}
-	req := request{h: parseInHeader(buf), opIn: buf[inHeaderSize:], raw: [][]byte{buf}}
+	req := request{h: parseInHeader(buf), hdr: buf[:inHeaderSize], opIn: buf[inHeaderSize:]}
 	if req.h.Opcode == opWrite && len(req.opIn) >= writeInSize {
 		req.opIn, req.payload = req.opIn[:writeInSize], req.opIn[writeInSize:]
 	}
@@ -121,12 +120,9 @@ func (s *Server) dispatch(req request, sc *loopScratch) {
 			return
 		}
 	default:
-		raw := req.raw
-		if raw == nil {
-			sc.raw = [3][]byte{req.hdr, req.opIn, req.payload}
-			raw = sc.raw[:]
-		}
-		n, st := s.proto.HandleRequest(raw, sc.outIov[:])
+		// go-fuse reads the pieces as one byte stream.
+		sc.raw = [3][]byte{req.hdr, req.opIn, req.payload}
+		n, st := s.proto.HandleRequest(sc.raw[:], sc.outIov[:])
 		if !st.Ok() {
 			s.replyErr(h.Unique, syscall.Errno(st))
 			return

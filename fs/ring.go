@@ -119,7 +119,7 @@ type ringSet struct {
 	s           *Server
 	threads     []*ringThread
 	payloadSize int
-	requests    atomic.Uint64 // served through the ring
+	served      atomic.Bool // a request has come through the ring
 	queues      int
 	refused     sync.Once
 	proceed     chan bool // to the threads: register and serve, or end
@@ -162,9 +162,10 @@ const ringParam = "/sys/module/fuse/parameters/enable_uring"
 
 // enableRingParam switches ringParam on when it exists, is off, and this
 // process may write it (root). The parameter only lets FUSE servers ask
-// for the ring when they mount; a server that does not ask is served
-// through /dev/fuse as before, so switching it on changes nothing for
-// other filesystems.
+// for the ring when they mount: mounts made before, and servers that do
+// not ask, are served through /dev/fuse as before, but a server mounted
+// later that asks gets the ring too (docs/design.md). It is never
+// switched off again.
 func (s *Server) enableRingParam() {
 	b, err := os.ReadFile(ringParam)
 	if err != nil || strings.TrimSpace(string(b)) != "N" {
@@ -181,7 +182,7 @@ func (s *Server) enableRingParam() {
 // "io_uring" once a request has come through the FUSE ring, "/dev/fuse"
 // otherwise.
 func (s *Server) Transport() string {
-	if rs := s.ring.Load(); rs != nil && rs.requests.Load() > 0 {
+	if rs := s.ring.Load(); rs != nil && rs.served.Load() {
 		return "io_uring"
 	}
 	return "/dev/fuse"

@@ -160,7 +160,7 @@ func (t *ringThread) commitSQE(e *ringEntry) {
 }
 
 // takeCommits moves the entries answered so far to submissions.
-func (t *ringThread) takeCommits() bool {
+func (t *ringThread) takeCommits() {
 	t.mu.Lock()
 	list := t.commits
 	t.commits = nil
@@ -169,7 +169,6 @@ func (t *ringThread) takeCommits() bool {
 		t.commitSQE(e)
 		list[i] = nil
 	}
-	return len(list) > 0
 }
 
 func (t *ringThread) serve() {
@@ -259,7 +258,7 @@ func (t *ringThread) complete(c *uring.CQE) {
 		switch {
 		case errno == unix.ENOTCONN || errno == unix.ECANCELED:
 		case errno == unix.ECONNABORTED:
-		case !e.used && t.rs.requests.Load() == 0:
+		case !e.used && !t.rs.served.Load():
 			// The kernel then serves through /dev/fuse (it stops
 			// asking for the ring); the idle threads cost nothing.
 			t.rs.refused.Do(func() {
@@ -271,7 +270,9 @@ func (t *ringThread) complete(c *uring.CQE) {
 		return
 	}
 	e.used = true
-	t.rs.requests.Add(1)
+	if !t.rs.served.Load() {
+		t.rs.served.Store(true)
+	}
 	t.rs.held.Add(1)
 	// Nobody else sees e until it is in the request table.
 	e.held, e.since = true, t.sweeps

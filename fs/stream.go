@@ -32,7 +32,7 @@ type loopScratch struct {
 	parts  [][]byte
 	out    []byte    // reply buffer for requests handed to go-fuse
 	outIov [1][]byte // {out}
-	raw    [3][]byte // a ring request's pieces, for go-fuse
+	raw    [3][]byte // a request's pieces, for go-fuse
 }
 
 func newLoopScratch() loopScratch {
